@@ -156,7 +156,10 @@ mod tests {
             assert!(!c.message().is_empty());
         }
         assert_eq!(ErrorCode::Unknown.as_str(), "BTP_UNKNOWN_ERROR");
-        assert_eq!(ErrorCode::SigVerification.message(), "Signature verification failed");
+        assert_eq!(
+            ErrorCode::SigVerification.message(),
+            "Signature verification failed"
+        );
         assert_eq!(ErrorCode::IdentityNotFound.status(), 404);
         assert_eq!(ErrorCode::DnsUnavailable.status(), 503);
         assert!(ErrorCode::RateLimiter.is_retryable());

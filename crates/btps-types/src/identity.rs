@@ -75,8 +75,7 @@ impl Identity {
             return Err(IdentityError::Whitespace);
         }
         let mut parts = text.split('$');
-        let (Some(account), Some(domain), None) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(account), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(IdentityError::Dollar);
         };
         if account.is_empty() {

@@ -98,7 +98,10 @@ mod tests {
     #[test]
     fn strip_sets() {
         let a = obj(r#"{"a":1,"signature":{"v":1},"delegation":{"x":1},"z":2}"#);
-        assert_eq!(signing_input(&a, TRANSPORTER), br#"{"a":1,"delegation":{"x":1},"z":2}"#);
+        assert_eq!(
+            signing_input(&a, TRANSPORTER),
+            br#"{"a":1,"delegation":{"x":1},"z":2}"#
+        );
         assert_eq!(signing_input(&a, DEVICE), br#"{"a":1,"z":2}"#);
     }
 

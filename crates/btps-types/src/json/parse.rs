@@ -246,7 +246,9 @@ impl Parser<'_> {
             Some(b'[') => self.array(),
             Some(b'"') => self.string().map(Value::String),
             Some(b't') => self.expect_lit(b"true", "true").map(|()| Value::Bool(true)),
-            Some(b'f') => self.expect_lit(b"false", "false").map(|()| Value::Bool(false)),
+            Some(b'f') => self
+                .expect_lit(b"false", "false")
+                .map(|()| Value::Bool(false)),
             Some(b'n') => self.expect_lit(b"null", "null").map(|()| Value::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => Err(self.syntax("a value")),
@@ -410,8 +412,8 @@ impl Parser<'_> {
             self.digits();
         }
         // The slice is ASCII digits and signs only, so it is valid UTF-8.
-        let text = std::str::from_utf8(&self.src[start..self.pos])
-            .map_err(|_| JsonError::Syntax {
+        let text =
+            std::str::from_utf8(&self.src[start..self.pos]).map_err(|_| JsonError::Syntax {
                 offset: start,
                 expected: "a number",
             })?;
@@ -518,10 +520,9 @@ impl Parser<'_> {
         let scalar = match unit {
             0xD800..=0xDBFF => {
                 let is_low_next = self.src[self.pos..].starts_with(b"\\u")
-                    && self
-                        .src
-                        .get(self.pos + 2..self.pos + 6)
-                        .is_some_and(|h| matches!(h[0], b'd' | b'D') && matches!(h[1], b'c'..=b'f' | b'C'..=b'F'));
+                    && self.src.get(self.pos + 2..self.pos + 6).is_some_and(|h| {
+                        matches!(h[0], b'd' | b'D') && matches!(h[1], b'c'..=b'f' | b'C'..=b'F')
+                    });
                 if is_low_next {
                     self.pos += 2;
                     let low = self.hex4()?;
@@ -566,9 +567,32 @@ mod tests {
     #[test]
     fn rejects_non_rfc8259() {
         for bad in [
-            "", " ", "{", "{]", "[1,]", "{\"a\":1,}", "01", "-", "1.", ".5", "1e", "+1", "NaN",
-            "Infinity", "'a'", "{a:1}", "[1 2]", "\"\\x\"", "\"\\u12\"", "\"a\nb\"", "tru",
-            "nul", "{\"a\" 1}", "1 2", "/*c*/1", "\u{feff}{}",
+            "",
+            " ",
+            "{",
+            "{]",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "NaN",
+            "Infinity",
+            "'a'",
+            "{a:1}",
+            "[1 2]",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a\nb\"",
+            "tru",
+            "nul",
+            "{\"a\" 1}",
+            "1 2",
+            "/*c*/1",
+            "\u{feff}{}",
         ] {
             assert!(
                 matches!(err(bad), JsonError::Syntax { .. }),
@@ -584,13 +608,23 @@ mod tests {
         assert_eq!(err("-1e400").error_code(), ErrorCode::Validation);
         let e = parse(b"\xff", &ParseLimits::DEFAULT).unwrap_err();
         assert_eq!(e, JsonError::InvalidUtf8 { offset: 0 });
-        let e = parse(b"[1]", &ParseLimits { max_bytes: 2, max_depth: 8 }).unwrap_err();
+        let e = parse(
+            b"[1]",
+            &ParseLimits {
+                max_bytes: 2,
+                max_depth: 8,
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.error_code(), ErrorCode::LineTooLong);
     }
 
     #[test]
     fn depth_limit() {
-        let limits = ParseLimits { max_bytes: 1 << 20, max_depth: 64 };
+        let limits = ParseLimits {
+            max_bytes: 1 << 20,
+            max_depth: 64,
+        };
         let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
         assert!(parse(ok.as_bytes(), &limits).is_ok());
         let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
@@ -600,8 +634,14 @@ mod tests {
         ));
         // Far past the ceiling: an error, never a stack overflow.
         let huge = "[".repeat(200_000);
-        let limits = ParseLimits { max_bytes: 1 << 20, max_depth: usize::MAX };
-        assert!(matches!(parse(huge.as_bytes(), &limits), Err(JsonError::TooDeep { .. })));
+        let limits = ParseLimits {
+            max_bytes: 1 << 20,
+            max_depth: usize::MAX,
+        };
+        assert!(matches!(
+            parse(huge.as_bytes(), &limits),
+            Err(JsonError::TooDeep { .. })
+        ));
     }
 
     #[test]

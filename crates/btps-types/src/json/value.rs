@@ -20,7 +20,7 @@ pub enum Value {
     /// A string (lone surrogates preserved).
     String(JsString),
     /// An array.
-    Array(Vec<Value>),
+    Array(Vec<Self>),
     /// An object with members in insertion order.
     Object(Object),
 }
@@ -215,10 +215,7 @@ impl Object {
 
     /// The value of member `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The value of member `key`, mutably.

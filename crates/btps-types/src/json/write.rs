@@ -91,8 +91,10 @@ pub(crate) fn write_object(out: &mut Vec<u8>, o: &Object) {
         out.push(b'}');
         return;
     }
-    let entries: Vec<(&JsString, ViewValue<'_>)> =
-        members.iter().map(|(k, v)| (k, ViewValue::Value(v))).collect();
+    let entries: Vec<(&JsString, ViewValue<'_>)> = members
+        .iter()
+        .map(|(k, v)| (k, ViewValue::Value(v)))
+        .collect();
     write_entries(out, &entries);
 }
 
@@ -149,6 +151,33 @@ impl<'a> ObjectView<'a> {
 
     /// Appends this view's `JSON.stringify` text to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
+        // Fast path (the common "minus `signature`" view): nothing replaced or appended and no
+        // key that could be an array index, so members stream out in order.
+        if self.replace.is_empty()
+            && self.append.is_empty()
+            && !self
+                .base
+                .members()
+                .iter()
+                .any(|(k, _)| k.as_wtf8_bytes().first().is_some_and(u8::is_ascii_digit))
+        {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in self.base.members() {
+                if self.skip.iter().any(|s| k == s) {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                write_js_string(out, k);
+                out.push(b':');
+                write_value(out, v);
+            }
+            out.push(b'}');
+            return;
+        }
         let mut entries: Vec<(&JsString, ViewValue<'_>)> =
             Vec::with_capacity(self.base.len() + self.append.len());
         for (k, v) in self.base.members() {
@@ -223,6 +252,21 @@ fn write_entries(out: &mut Vec<u8>, entries: &[(&JsString, ViewValue<'_>)]) {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Bytes that end a raw run: C0 controls, `"`, `\`, and 0xED (the lead byte of a WTF-8
+/// surrogate; in well-formed UTF-8 it is an ordinary lead byte and is written raw).
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0xED] = true;
+    t
+};
+
 /// Writes a string literal with JavaScript's `JSON.stringify` escaping: `"` `\` and
 /// U+0000–U+001F escaped (short forms where they exist, else `\u00xx`), lone surrogates as
 /// `\udxxx`, everything else raw UTF-8.
@@ -234,36 +278,38 @@ pub(crate) fn write_js_string(out: &mut Vec<u8>, s: &JsString) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Skip the raw run quickly.
+        while i < bytes.len() && !STOP[usize::from(bytes[i])] {
+            i += 1;
+        }
+        if i == bytes.len() {
+            break;
+        }
         let b = bytes[i];
-        let escape: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            0x08 => Some(b"\\b"),
-            0x09 => Some(b"\\t"),
-            0x0A => Some(b"\\n"),
-            0x0C => Some(b"\\f"),
-            0x0D => Some(b"\\r"),
-            0x00..=0x1F => None,
-            0xED if wtf8 && bytes.get(i + 1).is_some_and(|&n| n >= 0xA0) => {
+        if b == 0xED {
+            if wtf8 && bytes.get(i + 1).is_some_and(|&n| n >= 0xA0) {
                 // A generalized-UTF-8 surrogate: ED [A0-BF] [80-BF].
                 out.extend_from_slice(&bytes[start..i]);
-                let unit = 0xD000
-                    | (u16::from(bytes[i + 1] & 0x3F) << 6)
-                    | u16::from(bytes[i + 2] & 0x3F);
+                let unit =
+                    0xD000 | (u16::from(bytes[i + 1] & 0x3F) << 6) | u16::from(bytes[i + 2] & 0x3F);
                 write_u_escape(out, unit);
                 i += 3;
                 start = i;
-                continue;
-            }
-            _ => {
+            } else {
                 i += 1;
-                continue;
             }
-        };
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        match escape {
-            Some(e) => out.extend_from_slice(e),
-            None => write_u_escape(out, u16::from(b)),
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0A => out.extend_from_slice(b"\\n"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            0x0D => out.extend_from_slice(b"\\r"),
+            _ => write_u_escape(out, u16::from(b)),
         }
         i += 1;
         start = i;
@@ -291,9 +337,7 @@ mod tests {
     #[test]
     fn appendix_a_key_order() {
         assert_eq!(
-            roundtrip(
-                r#"{"b":1,"2":2,"a":3,"1":4,"01":5,"4294967295":6,"4294967294":7,"-1":8}"#
-            ),
+            roundtrip(r#"{"b":1,"2":2,"a":3,"1":4,"01":5,"4294967295":6,"4294967294":7,"-1":8}"#),
             r#"{"1":4,"2":2,"4294967294":7,"b":1,"a":3,"01":5,"4294967295":6,"-1":8}"#
         );
     }
