@@ -1,0 +1,10 @@
+//! Test helpers for the BTPS workspace (not published).
+//!
+//! - [`dns::StaticDns`]: the DNS table of `vectors/dns.json` as a key source;
+//! - [`vectors`]: the interoperability-vector runner behind `cargo xtask vectors` and the
+//!   one-test-per-case conformance test.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dns;
+pub mod vectors;

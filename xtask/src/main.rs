@@ -1,0 +1,158 @@
+//! `cargo xtask`: the project's task runner. CI calls only `cargo xtask test`.
+
+mod bench;
+mod fuzz;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "BTPS project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI checks: fmt, clippy (per package, -D warnings), tests, docs
+    /// (-D warnings), cargo deny, and the interoperability vectors.
+    Test {
+        /// The vector directory (default: ../shared/vectors next to the repository).
+        #[arg(long)]
+        vectors: Option<PathBuf>,
+    },
+    /// Runs a vector directory (index.json, dns.json, keys/, cases/) through the stateless
+    /// pipeline and prints one line per case.
+    Vectors {
+        /// The directory (default: ../shared/vectors).
+        dir: Option<PathBuf>,
+    },
+    /// Runs every fuzz target for a few seconds (needs cargo-fuzz).
+    FuzzSmoke {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+    },
+    /// Benchmarks (`crypto`).
+    Bench {
+        /// Which benchmark group.
+        #[arg(default_value = "crypto")]
+        group: String,
+        /// Measurement time per operation in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        millis: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.task {
+        Task::Test { vectors } => test(&root, vectors),
+        Task::Vectors { dir } => {
+            let dir = dir.unwrap_or_else(|| default_vectors(&root));
+            vectors(&dir)
+        }
+        Task::FuzzSmoke { seconds } => fuzz::smoke(&root, seconds),
+        Task::Bench { group, millis } => bench::run(&root, &group, millis),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+fn default_vectors(root: &Path) -> PathBuf {
+    root.join("../shared/vectors")
+}
+
+/// Runs a command, echoing it, and fails when it fails.
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn workspace_packages(root: &Path) -> Result<Vec<String>> {
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml"))?;
+    let mut packages = Vec::new();
+    let mut in_members = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with("members") {
+            in_members = true;
+            continue;
+        }
+        if in_members {
+            if line.starts_with(']') {
+                break;
+            }
+            let path = line.trim_matches(|c| c == '"' || c == ',');
+            if !path.is_empty() {
+                let name = Path::new(path)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("member path")?;
+                packages.push(name.to_owned());
+            }
+        }
+    }
+    Ok(packages)
+}
+
+fn test(root: &Path, vector_dir: Option<PathBuf>) -> Result<()> {
+    let vector_dir = vector_dir.unwrap_or_else(|| default_vectors(root));
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    // Per package, so that feature unification across the workspace cannot hide a lint.
+    for package in workspace_packages(root)? {
+        run(cargo().args([
+            "clippy",
+            "--quiet",
+            "-p",
+            &package,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    run(cargo()
+        .args(["test", "--workspace", "--all-targets"])
+        .env("BTPS_VECTORS", &vector_dir))?;
+    run(cargo().args(["test", "--workspace", "--doc"]))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps", "--quiet"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(cargo().args(["deny", "--log-level", "error", "check"])).context(
+        "cargo deny failed (install it with `cargo install cargo-deny --locked` if missing)",
+    )?;
+    vectors(&vector_dir)
+}
+
+fn vectors(dir: &Path) -> Result<()> {
+    let report = btps_test_support::vectors::run_dir(dir)
+        .with_context(|| format!("loading vectors from {}", dir.display()))?;
+    for line in &report.lines {
+        println!("{line}");
+    }
+    println!("{} passed, {} failed", report.passed, report.failed);
+    if report.failed > 0 {
+        bail!("{} vector case(s) failed", report.failed);
+    }
+    Ok(())
+}
