@@ -78,10 +78,18 @@ impl Bench {
 }
 
 fn main() {
-    let millis: u64 = std::env::var("BTPS_BENCH_MILLIS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it
+    // (unoptimized): then it is a quick smoke run of every operation, and targets are not
+    // enforced.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let millis: u64 = if measuring {
+        std::env::var("BTPS_BENCH_MILLIS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    } else {
+        100
+    };
     let rounds = 5;
     let mut bench = Bench {
         round: Duration::from_millis(millis / rounds as u64).max(Duration::from_millis(50)),
@@ -219,8 +227,14 @@ fn main() {
     println!("sign path / raw sign:     {:.1}%", sign_ratio * 100.0);
     println!("signing input:            {input_us:.2} µs (target < 5 µs)");
     let ok = verify_ratio >= 0.85 && input_us < 5.0;
-    println!("targets: {}", if ok { "met" } else { "NOT met" });
-    if !ok {
+    match (measuring, ok) {
+        (false, _) => {
+            println!("targets: not judged (unoptimized smoke run; use `cargo xtask bench crypto`)")
+        }
+        (true, true) => println!("targets: met"),
+        (true, false) => println!("targets: NOT met"),
+    }
+    if !ok && measuring {
         std::process::exit(1);
     }
 }
