@@ -7,7 +7,9 @@ use anyhow::{Result, bail};
 pub(crate) fn run(root: &Path, group: &str, millis: u64) -> Result<()> {
     let (package, bench) = match group {
         "crypto" => ("btps-crypto", "crypto"),
-        other => bail!("unknown benchmark group {other:?} (known: crypto)"),
+        "dns" => ("btps-dns", "dns"),
+        "store" => ("btps-trust", "store"),
+        other => bail!("unknown benchmark group {other:?} (known: crypto, dns, store)"),
     };
     crate::run(
         crate::cargo()

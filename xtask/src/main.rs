@@ -37,7 +37,7 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
-    /// Benchmarks (`crypto`).
+    /// Benchmarks (`crypto`, `dns`, `store`).
     Bench {
         /// Which benchmark group.
         #[arg(default_value = "crypto")]
