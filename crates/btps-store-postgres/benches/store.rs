@@ -15,81 +15,13 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use btps_store_postgres::{PgStore, PgStoreConfig};
-use btps_trust::{
-    Mailbox, MessageQuery, MessageStore, NewMessage, ReplayEntry, ReplayStore, StoreOutcome,
-};
-use btps_types::UnixMillis;
-use btps_types::json::{Object, parse_str};
+use btps_trust::conformance::workload::run_inserts;
+use btps_trust::{Mailbox, MessageQuery, MessageStore};
 
 const TARGET_32: f64 = 3000.0;
-
-fn now() -> UnixMillis {
-    UnixMillis::from_millis(1_750_000_000_000)
-}
-
-fn artifact(id: &str) -> Object {
-    let text = format!(
-        r#"{{"version":"1.0.0","type":"BTPS_DOC","from":"billing$vendorcorp.com","to":"pay$client.com","selector":"btps1","id":"{id}","issuedAt":"2025-07-01T09:30:00.000Z","document":{{"title":"Invoice #INV-2025-0042","id":"INV-2025-0042","issuedAt":"2025-07-01T09:00:00.000Z","status":"unpaid","totalAmount":{{"value":1250.5,"currency":"USD"}},"lineItems":{{"columns":["Description","Quantity","Unit Price","Amount"],"rows":[{{"Description":"Consulting","Quantity":10,"Unit Price":125.05,"Amount":1250.5}}]}}}},"encryption":null,"signature":{{"algorithmHash":"sha256","value":"c2lnbmF0dXJlLXZhbHVlLWJhc2U2NC1vZi0yNTYtYnl0ZXMtcnNhLXNpZ25hdHVyZQ==","fingerprint":"ZmluZ2VycHJpbnQ="}}}}"#
-    );
-    parse_str(&text)
-        .expect("artifact json")
-        .value
-        .as_object()
-        .cloned()
-        .expect("object")
-}
-
-/// Inserts by `writers` concurrent tasks for `dur` (or `max` inserts in total); returns
-/// inserts per second.
-async fn run_inserts(
-    store: &Arc<PgStore>,
-    writers: usize,
-    dur: Duration,
-    max: u64,
-    tag: &str,
-    with_message: bool,
-) -> (f64, u64) {
-    let count = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for w in 0..writers {
-        let store = Arc::clone(store);
-        let count = Arc::clone(&count);
-        let tag = tag.to_owned();
-        tasks.spawn(async move {
-            let mut n = 0u64;
-            while start.elapsed() < dur && count.load(Ordering::Relaxed) < max {
-                let id = format!("{tag}-{w}-{n}");
-                let entry = ReplayEntry {
-                    scope: "from:billing$vendorcorp.com".into(),
-                    id: id.clone(),
-                    signature: format!("sig-{id}"),
-                    expires_at: now().saturating_add_millis(600_000),
-                };
-                if with_message {
-                    let m = NewMessage::new("pay$client.com", Mailbox::Inbox, artifact(&id), now())
-                        .expect("message");
-                    let out = store.store(&m, Some(&entry), now()).await.expect("store");
-                    assert_eq!(out, StoreOutcome::Stored);
-                } else {
-                    store
-                        .insert_replay(&entry, now())
-                        .await
-                        .expect("replay insert");
-                }
-                n += 1;
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-    tasks.join_all().await;
-    let n = count.load(Ordering::Relaxed);
-    (n as f64 / start.elapsed().as_secs_f64(), n)
-}
 
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");

@@ -27,6 +27,8 @@
 //! identities per case, and spawn concurrent tasks with `tokio::spawn` for the atomicity
 //! checks (use a multi-thread runtime for real parallelism).
 
+pub mod workload;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
