@@ -1,0 +1,368 @@
+//! Server configuration: one TOML file with documented defaults (docs/server.md). Every
+//! option has a default; the binary overlays `BTPS_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// BTPS listener (`127.0.0.1:3443`).
+    pub listen: SocketAddr,
+    /// Data directory: relative paths below are resolved against it.
+    pub data_dir: PathBuf,
+    /// Domains hosted by this server: `to` must be an identity of one of them and present in
+    /// the identity store (§3.2). Empty: every identity in the identity store.
+    pub domains: Vec<String>,
+    /// The identity that signs replies (identity lookups, signed auth replies).
+    pub server_identity: String,
+    /// Its selector.
+    pub server_selector: String,
+    /// Its private key (PEM, PKCS#8 or PKCS#1).
+    pub server_key: PathBuf,
+    /// Sign `auth.request` / `auth.refresh` replies (§8.4; btps-node servers do not).
+    pub sign_auth_replies: bool,
+    /// Reject artifacts signed by a key other than the trust record's (§7.3 `pin_keys`).
+    pub pin_keys: bool,
+    /// Append-only JSON-lines file of every accepted transporter artifact, fsynced before
+    /// the ack (integration hook). Relative to `data_dir`.
+    pub delivery_log: Option<PathBuf>,
+    /// `decidedBy` written on agent records.
+    pub service_name: String,
+    /// TLS.
+    pub tls: TlsConfig,
+    /// Stores.
+    pub store: StoreConfig,
+    /// DNS.
+    pub dns: DnsConfig,
+    /// Framing, connection and freshness limits.
+    pub limits: Limits,
+    /// Timers.
+    pub timeouts: Timeouts,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Agent tokens.
+    pub tokens: TokenConfig,
+    /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3443)),
+            data_dir: PathBuf::from("btps-data"),
+            domains: Vec::new(),
+            server_identity: "server$localhost.test".to_owned(),
+            server_selector: "btps1".to_owned(),
+            server_key: PathBuf::from("keys/server-private.pem"),
+            sign_auth_replies: false,
+            pin_keys: false,
+            delivery_log: None,
+            service_name: "btps-server".to_owned(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            dns: DnsConfig::default(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            rate_limits: RateLimits::default(),
+            tokens: TokenConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses a TOML document; absent options take their defaults, unknown ones are errors.
+    ///
+    /// # Errors
+    ///
+    /// The TOML error (line and column included).
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// `path` resolved against `data_dir` when relative.
+    pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.data_dir.join(path)
+        }
+    }
+}
+
+/// TLS settings (§2.1).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM). Relative to `data_dir`.
+    pub cert: PathBuf,
+    /// Private key (PEM). Relative to `data_dir`.
+    pub key: PathBuf,
+    /// Generate a self-signed certificate for `self_signed_names` when the files are
+    /// missing (the embedded default).
+    pub self_signed: bool,
+    /// Subject alternative names of the generated certificate.
+    pub self_signed_names: Vec<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: PathBuf::from("tls/cert.pem"),
+            key: PathBuf::from("tls/key.pem"),
+            self_signed: true,
+            self_signed_names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
+        }
+    }
+}
+
+/// Where state lives.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `file` (the embedded default, under `data_dir/store`) or a `postgres://` URL.
+    pub url: String,
+    /// Trust file in btps-node's layout (§7.5). Relative to `data_dir`.
+    pub trust_file: PathBuf,
+    /// Identity file (§7.5). Relative to `data_dir`.
+    pub identity_file: PathBuf,
+    /// Postgres pool size.
+    pub pool_size: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "file".to_owned(),
+            trust_file: PathBuf::from(".well-known/btps-trust.json"),
+            identity_file: PathBuf::from(".well-known/btps-identity.json"),
+            pool_size: 16,
+        }
+    }
+}
+
+/// DNS settings (§6).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// A static table (`{"name": ["txt", ...]}`, the vectors' `dns.json` format) instead of
+    /// live DNS. Relative to `data_dir`.
+    pub file: Option<PathBuf>,
+    /// Nameservers (`ip:port`) instead of the system configuration.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+/// Limits (§2.3, §2.4, §10.1, §11).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Maximum line length in bytes, LF excluded (4 MiB).
+    pub max_line_bytes: usize,
+    /// Process-wide budget of buffered, not yet processed request bytes (256 MiB).
+    pub max_buffered_bytes: usize,
+    /// Concurrent connections (10 000).
+    pub max_connections: usize,
+    /// Concurrent connections per remote IP (64).
+    pub max_connections_per_ip: usize,
+    /// Concurrent TLS handshakes (256).
+    pub max_handshakes: usize,
+    /// Requests in flight per connection (16).
+    pub max_in_flight: usize,
+    /// JSON nesting depth (64).
+    pub max_depth: usize,
+    /// Freshness window W in seconds (300).
+    pub freshness_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
+            max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_handshakes: 256,
+            max_in_flight: 16,
+            max_depth: 64,
+            freshness_window_secs: 300,
+        }
+    }
+}
+
+/// Timers (§2.4), in milliseconds.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// TLS handshake (10 s).
+    pub handshake_ms: u64,
+    /// Idle: no bytes received and nothing in flight (30 s).
+    pub idle_ms: u64,
+    /// First byte of a line to its LF (10 s).
+    pub line_read_ms: u64,
+    /// Flushing a reply (10 s).
+    pub write_ms: u64,
+    /// Request deadline (30 s).
+    pub request_ms: u64,
+    /// Graceful-shutdown grace (10 s).
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            handshake_ms: 10_000,
+            idle_ms: 30_000,
+            line_read_ms: 10_000,
+            write_ms: 10_000,
+            request_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Timeouts {
+    /// A field as a [`Duration`].
+    pub fn get(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+}
+
+/// Rate limits (§11, issue defaults from the design documents). Each is a token bucket
+/// holding `per_minute` tokens, refilled continuously; `0` disables that limit.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Signed artifacts per remote IP per minute (10).
+    pub per_ip_per_minute: u32,
+    /// Artifacts per sender identity (`from`, or `agentId`) per minute (100).
+    pub per_sender_per_minute: u32,
+    /// Artifacts per minute for the whole process (1000).
+    pub global_per_minute: u32,
+    /// `TRUST_REQ` per sender per minute (10).
+    pub trust_requests_per_minute: u32,
+    /// Identity lookups per IP per minute (600).
+    pub lookups_per_ip_per_minute: u32,
+    /// Failed `auth.*` attempts per identity per 15 minutes (5).
+    pub auth_failures_per_15_minutes: u32,
+    /// Consecutive rejections after which the connection is closed (3).
+    pub close_after_rejections: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_ip_per_minute: 10,
+            per_sender_per_minute: 100,
+            global_per_minute: 1000,
+            trust_requests_per_minute: 10,
+            lookups_per_ip_per_minute: 600,
+            auth_failures_per_15_minutes: 5,
+            close_after_rejections: 3,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Every limit off (benchmarks, trusted networks).
+    pub fn unlimited() -> Self {
+        Self {
+            per_ip_per_minute: 0,
+            per_sender_per_minute: 0,
+            global_per_minute: 0,
+            trust_requests_per_minute: 0,
+            lookups_per_ip_per_minute: 0,
+            auth_failures_per_15_minutes: 0,
+            close_after_rejections: 0,
+        }
+    }
+}
+
+/// Agent token lifetimes (§8.1).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Auth (onboarding) token lifetime in seconds (900; 300–900).
+    pub auth_token_secs: u64,
+    /// Auth token length (12; 8–24).
+    pub auth_token_len: usize,
+    /// Refresh token lifetime in seconds (7 days; at most 90 days).
+    pub refresh_token_secs: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            auth_token_secs: 900,
+            auth_token_len: 12,
+            refresh_token_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// The observability listener.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address, or `None` to disable (`127.0.0.1:9443`).
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 9443))),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter (`info`, `btps_server=debug`).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(ServerConfig::from_toml("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn options_override_and_unknown_fail() {
+        let c = ServerConfig::from_toml(
+            "listen = \"0.0.0.0:4443\"\n[limits]\nmax_line_bytes = 1024\n[rate_limits]\nper_ip_per_minute = 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 4443);
+        assert_eq!(c.limits.max_line_bytes, 1024);
+        assert_eq!(c.limits.max_in_flight, 16);
+        assert_eq!(c.rate_limits.per_ip_per_minute, 0);
+        let err = ServerConfig::from_toml("[limits]\nmax_lines = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_lines"), "{err}");
+    }
+}

@@ -1,0 +1,1 @@
+//! btps-server integration tests: a real server over TLS with in-process DNS.
