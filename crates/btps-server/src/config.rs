@@ -349,7 +349,10 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_defaults() {
-        assert_eq!(ServerConfig::from_toml("").unwrap(), ServerConfig::default());
+        assert_eq!(
+            ServerConfig::from_toml("").unwrap(),
+            ServerConfig::default()
+        );
     }
 
     #[test]

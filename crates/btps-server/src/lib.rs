@@ -1,15 +1,31 @@
 //! The BTPS server as a library (PROTOCOL.md §2, §2.7, §3, §7–§11).
 //!
 //! * [`config`]: the TOML configuration with documented defaults.
+//! * [`Pipeline`]: one line in, exactly one reply out — parse, classify, schema, freshness,
+//!   signatures / delegation / attestation (keys from btps-dns), trust rules, replay and the
+//!   durable store, the agent actions, identity lookups, rate limits.
 //! * [`reply`]: the response envelope, unsigned or signed (§2.5, §3.6).
 //! * [`LineHandler`]: the seam between the transport (TLS, framing, limits) and the pipeline.
+//! * [`Metrics`], [`DeliveryLog`], [`RateLimiter`], [`WallClock`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod clock;
 pub mod config;
+mod delivery_log;
+mod error;
 mod handler;
+mod metrics;
+mod pipeline;
+mod ratelimit;
 pub mod reply;
 
+pub use clock::{FixedClock, SystemWallClock, WallClock};
 pub use config::ServerConfig;
+pub use delivery_log::DeliveryLog;
+pub use error::{Result, ServerError};
 pub use handler::{Handled, LineHandler, Peer, TransportEvent};
+pub use metrics::{Histogram, Metrics};
+pub use pipeline::{Outcome, Pipeline, PipelineOptions, Stores};
+pub use ratelimit::RateLimiter;
 pub use reply::{Reply, ReplySigner, SignedLayout};

@@ -64,7 +64,11 @@ impl Reply {
 
     /// `btps_response` or `btps_error`.
     pub fn kind(&self) -> &'static str {
-        if self.ok { "btps_response" } else { "btps_error" }
+        if self.ok {
+            "btps_response"
+        } else {
+            "btps_error"
+        }
     }
 
     fn status(&self) -> Object {
