@@ -88,11 +88,18 @@ impl Pipeline {
 
         // (8) Trust and privacy.
         let mut incoming = Incoming::from_transporter(t);
-        if t.kind == TransporterType::TrustReq {
-            incoming.local_request = self.is_hosted(&t.from).await?;
-        }
         let record_id = incoming.record_id();
         let record = self.stores.trust.get_trust(&record_id).await?;
+        // Local delivery of a request whose outgoing record this server created itself (both
+        // identities hosted here, §7.4): the record is `pending` and has not received a
+        // request yet (no sender key), so the `pending` check does not apply to it.
+        if t.kind == TransporterType::TrustReq
+            && record.as_ref().is_some_and(|r| {
+                r.status == btps_trust::TrustStatus::Pending && r.public_key_fingerprint.is_empty()
+            })
+        {
+            incoming.local_request = self.is_hosted(&t.from).await?;
+        }
         if let Verdict::Refuse(refusal) = btps_trust::evaluate(&incoming, record.as_ref(), now) {
             return Err(ServerError::refused(
                 refusal.code,

@@ -1,1 +1,8 @@
-//! btps-server integration tests: a real server over TLS with in-process DNS.
+//! btps-server integration tests: the pipeline over real stores and the vectors' DNS table.
+
+mod build;
+#[allow(dead_code, reason = "shared with the vectors test")]
+mod harness;
+mod pipeline;
+#[allow(dead_code, reason = "shared with the vectors test")]
+mod wire;
