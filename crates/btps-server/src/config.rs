@@ -89,6 +89,54 @@ impl ServerConfig {
         toml::from_str(text)
     }
 
+    /// Parses `text` (TOML) with environment overrides applied first: a variable
+    /// `BTPS_<KEY>` sets top-level option `<key>`, and `BTPS_<SECTION>__<KEY>` sets
+    /// `[section] key` (names lower-cased). Values are read as TOML values when they parse as
+    /// one (`1024`, `true`, `["a", "b"]`), else as strings.
+    ///
+    /// # Errors
+    ///
+    /// The TOML error.
+    pub fn from_toml_with_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, toml::de::Error> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        for (name, raw) in env {
+            let Some(path) = name.strip_prefix("BTPS_") else {
+                continue;
+            };
+            let path = path.to_ascii_lowercase();
+            if !ENV_KEYS.iter().any(|k| *k == path) {
+                continue;
+            }
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw));
+            let mut target = &mut table;
+            let mut parts: Vec<&str> = path.split("__").collect();
+            let last = parts.pop().unwrap_or_default();
+            for section in parts {
+                target = match target
+                    .entry(section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                {
+                    toml::Value::Table(t) => t,
+                    other => {
+                        *other = toml::Value::Table(toml::Table::new());
+                        match other {
+                            toml::Value::Table(t) => t,
+                            _ => unreachable!("just set"),
+                        }
+                    }
+                };
+            }
+            target.insert(last.to_owned(), value);
+        }
+        toml::Value::Table(table).try_into()
+    }
+
     /// `path` resolved against `data_dir` when relative.
     pub fn resolve(&self, path: &std::path::Path) -> PathBuf {
         if path.is_absolute() {
@@ -343,6 +391,58 @@ impl Default for LogConfig {
     }
 }
 
+/// Every option an environment variable can set (`BTPS_` + the upper-cased name; sections
+/// joined with `__`).
+pub const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "domains",
+    "server_identity",
+    "server_selector",
+    "server_key",
+    "sign_auth_replies",
+    "pin_keys",
+    "delivery_log",
+    "service_name",
+    "tls__cert",
+    "tls__key",
+    "tls__self_signed",
+    "tls__self_signed_names",
+    "store__url",
+    "store__trust_file",
+    "store__identity_file",
+    "store__pool_size",
+    "dns__file",
+    "dns__nameservers",
+    "limits__max_line_bytes",
+    "limits__max_buffered_bytes",
+    "limits__max_connections",
+    "limits__max_connections_per_ip",
+    "limits__max_handshakes",
+    "limits__max_in_flight",
+    "limits__max_depth",
+    "limits__freshness_window_secs",
+    "timeouts__handshake_ms",
+    "timeouts__idle_ms",
+    "timeouts__line_read_ms",
+    "timeouts__write_ms",
+    "timeouts__request_ms",
+    "timeouts__shutdown_grace_ms",
+    "rate_limits__per_ip_per_minute",
+    "rate_limits__per_sender_per_minute",
+    "rate_limits__global_per_minute",
+    "rate_limits__trust_requests_per_minute",
+    "rate_limits__lookups_per_ip_per_minute",
+    "rate_limits__auth_failures_per_15_minutes",
+    "rate_limits__close_after_rejections",
+    "tokens__auth_token_secs",
+    "tokens__auth_token_len",
+    "tokens__refresh_token_secs",
+    "http__listen",
+    "log__format",
+    "log__level",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +453,40 @@ mod tests {
             ServerConfig::from_toml("").unwrap(),
             ServerConfig::default()
         );
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let env = [
+            ("BTPS_LISTEN", "0.0.0.0:5000"),
+            ("BTPS_LIMITS__MAX_LINE_BYTES", "2048"),
+            ("BTPS_DOMAINS", r#"["a.test", "b.test"]"#),
+            ("BTPS_STORE__URL", "postgres://db/btps"),
+            ("BTPS_LOG__FORMAT", "json"),
+            ("BTPS_NOT_AN_OPTION", "x"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = ServerConfig::from_toml_with_env("listen = \"127.0.0.1:1\"\n", env).unwrap();
+        assert_eq!(c.listen.port(), 5000);
+        assert_eq!(c.limits.max_line_bytes, 2048);
+        assert_eq!(c.domains, ["a.test", "b.test"]);
+        assert_eq!(c.store.url, "postgres://db/btps");
+        assert_eq!(c.log.format, "json");
+        let bad = [("BTPS_LIMITS__MAX_IN_FLIGHT".to_owned(), "many".to_owned())];
+        assert!(ServerConfig::from_toml_with_env("", bad).is_err());
+    }
+
+    #[test]
+    fn every_env_key_is_an_option() {
+        for key in ENV_KEYS {
+            let env = [(format!("BTPS_{}", key.to_ascii_uppercase()), "0".to_owned())];
+            // A wrong type is an error naming the field; an unknown field would be too, but
+            // with "unknown field".
+            if let Err(e) = ServerConfig::from_toml_with_env("", env) {
+                assert!(!e.to_string().contains("unknown field"), "{key}: {e}");
+            }
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //!   durable store, the agent actions, identity lookups, rate limits.
 //! * [`reply`]: the response envelope, unsigned or signed (§2.5, §3.6).
 //! * [`LineHandler`]: the seam between the transport (TLS, framing, limits) and the pipeline.
+//! * [`Transport`]: TLS, NDJSON framing, pipelining, limits, timeouts and graceful shutdown
+//!   around a [`LineHandler`] (§2.1–§2.4, §11).
+//! * [`Server`]: the pipeline behind the transport, with the observability listener
+//!   ([`http`]: `/healthz`, `/readyz`, `/metrics`).
 //! * [`Metrics`], [`DeliveryLog`], [`RateLimiter`], [`WallClock`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,10 +19,13 @@ pub mod config;
 mod delivery_log;
 mod error;
 mod handler;
+pub mod http;
 mod metrics;
 mod pipeline;
 mod ratelimit;
 pub mod reply;
+mod server;
+mod transport;
 
 pub use clock::{FixedClock, SystemWallClock, WallClock};
 pub use config::ServerConfig;
@@ -29,3 +36,8 @@ pub use metrics::{Histogram, Metrics};
 pub use pipeline::{Outcome, Pipeline, PipelineOptions, Stores};
 pub use ratelimit::RateLimiter;
 pub use reply::{Reply, ReplySigner, SignedLayout};
+pub use server::Server;
+pub use transport::{
+    Shutdown, TlsReloader, TlsSettings, Transport, TransportError, TransportStats,
+    TransportStatsSnapshot, ensure_self_signed, serve,
+};

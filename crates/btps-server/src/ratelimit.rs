@@ -125,6 +125,8 @@ mod tests {
         assert!(l.check("b", t), "keys are independent");
         // One token comes back every 20 s.
         assert!(!l.check("a", t.saturating_add_millis(19_000)));
+        // 40 s after the start two tokens are back (the refused attempt did not spend one).
+        assert!(l.check("a", t.saturating_add_millis(40_000)));
         assert!(l.check("a", t.saturating_add_millis(40_000)));
         assert!(!l.check("a", t.saturating_add_millis(40_000)));
     }

@@ -4,5 +4,6 @@ mod build;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod harness;
 mod pipeline;
+mod transport;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod wire;

@@ -1,0 +1,229 @@
+//! Loading the configuration, opening stores and DNS, and serving.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, bail};
+use btps_crypto::KeyPair;
+use btps_dns::{DnsCache, HickoryConfig, HickoryResolver, StaticTable};
+use btps_server::{
+    DeliveryLog, Pipeline, PipelineOptions, ReplySigner, Server, ServerConfig, Stores,
+};
+use btps_server::{Shutdown, TlsReloader, TlsSettings, ensure_self_signed};
+use btps_store_postgres::{PgStore, PgStoreConfig};
+use btps_trust::file::{FileStore, FileStoreConfig};
+use btps_types::UnixMillis;
+
+use crate::Cli;
+use crate::init;
+
+pub(crate) fn now() -> UnixMillis {
+    UnixMillis::from_system_time(SystemTime::now()).unwrap_or(UnixMillis::EPOCH)
+}
+
+/// The configuration: the file (created by the embedded default when missing for `serve`),
+/// environment overrides, then command-line options.
+pub(crate) fn load_config(cli: &Cli) -> Result<ServerConfig> {
+    let path = init::config_path(cli);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("read {} (run `btps-server init`)", path.display()))?;
+    let mut config = ServerConfig::from_toml_with_env(&text, std::env::vars())
+        .with_context(|| format!("{}", path.display()))?;
+    config.data_dir.clone_from(&cli.data_dir);
+    if let Some(store) = &cli.store {
+        config.store.url.clone_from(store);
+    }
+    if let Some(file) = &cli.dns_file {
+        config.dns.file = Some(std::path::absolute(file)?);
+    }
+    if !cli.nameserver.is_empty() {
+        config.dns.file = None;
+        config.dns.nameservers.clone_from(&cli.nameserver);
+    }
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    Ok(config)
+}
+
+/// Opens the configured store backend.
+pub(crate) async fn open_stores(config: &ServerConfig) -> Result<Stores> {
+    let url = config.store.url.as_str();
+    if url == "file" {
+        let mut fc = FileStoreConfig::new(config.data_dir.join("store"));
+        fc.trust_file = Some(config.resolve(&config.store.trust_file));
+        fc.identity_file = Some(config.resolve(&config.store.identity_file));
+        for file in [&fc.trust_file, &fc.identity_file].into_iter().flatten() {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("create {}", parent.display()))?;
+            }
+        }
+        let store = FileStore::open(&fc, now()).with_context(|| {
+            format!(
+                "open the file store in {} (a running server holds it: stop it first, or use Postgres)",
+                fc.dir.display()
+            )
+        })?;
+        Ok(Stores::from_backend(Arc::new(store)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pg = PgStore::connect(&PgStoreConfig::new(url).with_pool_size(config.store.pool_size))
+            .await
+            .context("connect to PostgreSQL")?;
+        Ok(Stores::from_backend(Arc::new(pg)))
+    } else {
+        bail!("store.url must be `file` or a postgres:// URL, not {url:?}")
+    }
+}
+
+/// DNS: a static table or hickory.
+pub(crate) fn open_dns(config: &ServerConfig) -> Result<DnsCache> {
+    if let Some(file) = &config.dns.file {
+        let path = config.resolve(file);
+        let table = StaticTable::load(&path).with_context(|| format!("{}", path.display()))?;
+        return Ok(DnsCache::new(table));
+    }
+    let hc = if config.dns.nameservers.is_empty() {
+        HickoryConfig::system()
+    } else {
+        HickoryConfig::with_nameservers(config.dns.nameservers.iter().copied())
+    };
+    Ok(DnsCache::new(HickoryResolver::new(&hc)?))
+}
+
+fn init_logging(config: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BTPS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub(crate) async fn serve(cli: &Cli) -> Result<()> {
+    if cli.config.is_none() {
+        init::ensure(cli)?.print();
+    }
+    let config = load_config(cli)?;
+    init_logging(&config);
+
+    let stores = open_stores(&config).await?;
+    let dns = open_dns(&config)?;
+    let key_path = config.resolve(&config.server_key);
+    let key = KeyPair::from_pem(
+        &std::fs::read_to_string(&key_path)
+            .with_context(|| format!("read the server key {}", key_path.display()))?,
+    )
+    .with_context(|| format!("{}", key_path.display()))?;
+    ensure_server_identity(&stores, &config, key.public_key()).await?;
+    let signer = ReplySigner {
+        identity: config.server_identity.clone(),
+        selector: config.server_selector.clone(),
+        key,
+    };
+    let mut pipeline =
+        Pipeline::new(stores, dns, PipelineOptions::from_config(&config)).with_signer(signer);
+    if let Some(log) = &config.delivery_log {
+        pipeline = pipeline.with_delivery_log(DeliveryLog::open(&config.resolve(log))?);
+    }
+
+    let cert = config.resolve(&config.tls.cert);
+    let tls_key = config.resolve(&config.tls.key);
+    if config.tls.self_signed && ensure_self_signed(&cert, &tls_key, &config.tls.self_signed_names)?
+    {
+        println!(
+            "btps-server: generated a self-signed certificate for {:?} in {}",
+            config.tls.self_signed_names,
+            cert.display()
+        );
+    }
+    let tls = TlsReloader::load(TlsSettings::from_files(cert, tls_key))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let http = match config.http.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} (http)"))?,
+        ),
+        None => None,
+    };
+    println!(
+        "btps-server: serving BTPS on {} ({} store){}",
+        listener.local_addr()?,
+        if config.store.url == "file" {
+            "file"
+        } else {
+            "postgres"
+        },
+        http.as_ref()
+            .and_then(|h| h.local_addr().ok())
+            .map(|a| format!(", metrics on http://{a}/metrics"))
+            .unwrap_or_default()
+    );
+    let server = Server::new(config, Arc::new(pipeline), tls);
+    let shutdown = Shutdown::new();
+    spawn_signals(server.tls().clone(), shutdown.clone())?;
+    server.run(listener, http, shutdown).await?;
+    println!("btps-server: stopped");
+    Ok(())
+}
+
+/// The server identity is hosted (identity lookups answer for it) with its current key.
+async fn ensure_server_identity(
+    stores: &Stores,
+    config: &ServerConfig,
+    key: &btps_crypto::PublicKey,
+) -> Result<()> {
+    let identity: btps_types::Identity = config
+        .server_identity
+        .parse()
+        .map_err(|e| anyhow::anyhow!("server_identity {:?}: {e}", config.server_identity))?;
+    let current = stores.identities.get_identity(identity.as_str()).await?;
+    let up_to_date = current.as_ref().is_some_and(|r| {
+        r.key(&config.server_selector).is_some_and(|k| {
+            btps_crypto::PublicKey::from_pem(&k.public_key)
+                .is_ok_and(|p| p.fingerprint() == key.fingerprint())
+        })
+    });
+    if !up_to_date {
+        let k = btps_trust::IdentityKey::rsa(&config.server_selector, &key.to_pem(), now());
+        let record = match current {
+            Some(mut r) => {
+                r.rotate_to(k);
+                r
+            }
+            None => btps_trust::IdentityRecord::new(identity, k),
+        };
+        stores.identities.put_identity(&record).await?;
+    }
+    Ok(())
+}
+
+fn spawn_signals(tls: TlsReloader, shutdown: Shutdown) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificate reloaded"),
+                    Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old certificate"),
+                },
+            }
+        }
+        tracing::info!("shutting down");
+        shutdown.trigger();
+    });
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! [`Server`]: the pipeline behind the TLS transport, plus the observability listener.
+
+use std::sync::Arc;
+
+use btps_types::Identity;
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use crate::error::{Result, ServerError};
+use crate::http::{Probe, serve_http};
+use crate::pipeline::Pipeline;
+use crate::transport::{Shutdown, TlsReloader, Transport, TransportStats};
+
+/// A configured server: the pipeline, the TLS configuration (reloadable) and the limits.
+pub struct Server {
+    config: ServerConfig,
+    pipeline: Arc<Pipeline>,
+    tls: TlsReloader,
+    transport: Transport,
+    stats: Arc<TransportStats>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server for `config` around `pipeline`, serving TLS with `tls`.
+    pub fn new(config: ServerConfig, pipeline: Arc<Pipeline>, tls: TlsReloader) -> Self {
+        let transport = Transport::new(
+            tls.clone(),
+            pipeline.clone(),
+            config.limits.clone(),
+            config.timeouts.clone(),
+        );
+        let stats = transport.stats();
+        Self {
+            config,
+            pipeline,
+            tls,
+            transport,
+            stats,
+        }
+    }
+
+    /// The TLS configuration: [`TlsReloader::reload`] swaps the certificate for new
+    /// connections (SIGHUP in the binary).
+    pub fn tls(&self) -> &TlsReloader {
+        &self.tls
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// The transport counters.
+    pub fn stats(&self) -> &Arc<TransportStats> {
+        &self.stats
+    }
+
+    /// Serves BTPS on `listener` (and the observability endpoints on `http`) until
+    /// `shutdown` is triggered; returns when in-flight requests are drained.
+    ///
+    /// # Errors
+    ///
+    /// Invalid limits or timeouts.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        http: Option<TcpListener>,
+        shutdown: Shutdown,
+    ) -> Result<()> {
+        if let Some(http) = http {
+            let probe = Arc::new(ServerProbe {
+                pipeline: self.pipeline.clone(),
+                stats: self.stats.clone(),
+                identity: self.config.server_identity.parse().ok(),
+            });
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                serve_http(http, probe, async move { stop.triggered().await }).await;
+            });
+        }
+        self.transport
+            .serve(listener, shutdown)
+            .await
+            .map_err(|e| ServerError::Config(e.to_string()))
+    }
+}
+
+struct ServerProbe {
+    pipeline: Arc<Pipeline>,
+    stats: Arc<TransportStats>,
+    identity: Option<Identity>,
+}
+
+impl Probe for ServerProbe {
+    async fn ready(&self) -> std::result::Result<(), String> {
+        let stores = self.pipeline.stores();
+        stores
+            .trust
+            .get_trust(&"0".repeat(64))
+            .await
+            .map_err(|e| format!("trust store: {e}"))?;
+        stores
+            .identities
+            .get_identity("readyz$probe.invalid")
+            .await
+            .map_err(|e| format!("identity store: {e}"))?;
+        if let Some(identity) = &self.identity {
+            match self.pipeline.dns().host(identity.domain()).await {
+                Err(e) if e.is_temporary() => return Err(format!("dns: {e}")),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> String {
+        let t = self.stats.snapshot();
+        let dns = self.pipeline.dns().stats();
+        #[allow(clippy::cast_precision_loss, reason = "metrics")]
+        let gauges = [
+            (
+                "btps_open_connections",
+                "Open BTPS connections.",
+                t.open_connections as f64,
+            ),
+            (
+                "btps_connections_accepted",
+                "Connections accepted since start.",
+                t.accepted as f64,
+            ),
+            (
+                "btps_connections_rejected",
+                "Connections refused by limits.",
+                t.rejected as f64,
+            ),
+            ("btps_dns_cache_hits", "DNS cache hits.", dns.hits as f64),
+            (
+                "btps_dns_cache_misses",
+                "DNS cache misses.",
+                dns.misses as f64,
+            ),
+            (
+                "btps_dns_cache_entries",
+                "DNS cache entries.",
+                dns.entries as f64,
+            ),
+        ];
+        self.pipeline.metrics().render(&gauges)
+    }
+}

@@ -1,0 +1,384 @@
+//! One connection (PROTOCOL.md §2.3, §2.4): the TLS handshake, then a reader that frames
+//! lines and starts one handler task per line, and a writer that writes the replies in
+//! request order. Both run in the connection's task; dropping that task (end of the
+//! shutdown grace) drops the socket and aborts the handler tasks.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, warn};
+
+use super::framing::{Frame, LineFramer};
+use super::limits::{BufferedBytes, ByteBudget, ConnectionGuard};
+use super::shutdown::Shutdown;
+use super::stats::TransportStats;
+use super::tls::TlsReloader;
+use crate::config::{Limits, Timeouts};
+use crate::handler::{Handled, LineHandler, Peer, TransportEvent};
+
+/// Largest single read, in bytes.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How long a closing connection keeps reading (and discarding) what the client still
+/// sends, so that unread input does not turn the close into a reset that could destroy the
+/// last reply before the client reads it.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// What all connections share.
+pub(crate) struct Shared {
+    pub(crate) tls: TlsReloader,
+    pub(crate) handler: Arc<dyn LineHandler>,
+    pub(crate) limits: Limits,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) stats: Arc<TransportStats>,
+    pub(crate) shutdown: Shutdown,
+    /// Concurrent TLS handshakes.
+    pub(crate) handshakes: Arc<Semaphore>,
+    /// Process-wide budget of buffered, not yet processed request bytes.
+    pub(crate) budget: Arc<ByteBudget>,
+}
+
+/// Handshake, then serve lines until the connection ends.
+pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: Peer, guard: ConnectionGuard) {
+    let _ = tcp.set_nodelay(true);
+    let acceptor = TlsAcceptor::from(shared.tls.current());
+    let handshake = async {
+        // Queue for a handshake slot; the handshake timeout covers the wait.
+        let _slot = shared.handshakes.acquire().await.ok()?;
+        match acceptor.accept(tcp).await {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                debug!(connection = peer.connection, error = %e, "TLS handshake failed");
+                None
+            }
+        }
+    };
+    let handshake_ms = Duration::from_millis(shared.timeouts.handshake_ms);
+    let Ok(Some(stream)) = timeout(handshake_ms, handshake).await else {
+        shared.stats.handshake_failed();
+        return;
+    };
+    serve_stream(&shared, stream, peer).await;
+    drop(guard);
+}
+
+/// A queued reply, in request order.
+enum Item {
+    /// A handler task and the in-flight slot it occupies until its reply is written.
+    Request {
+        task: Task,
+        slot: OwnedSemaphorePermit,
+    },
+    /// A transport reply; the connection closes after it.
+    Final(Vec<u8>),
+}
+
+/// A handler task, aborted when dropped unwritten (connection gone).
+struct Task(JoinHandle<Handled>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Signals from the handler tasks and the writer to the reader.
+#[derive(Default)]
+struct Signals {
+    /// A handler answered `close` (QUIT): stop reading.
+    quit: Notify,
+    /// The writer freed an in-flight slot.
+    written: Notify,
+}
+
+/// Why the reader stopped.
+#[derive(Debug)]
+enum ReadEnd {
+    Eof,
+    Error,
+    Quit,
+    Shutdown,
+    WriterGone,
+    TooLong,
+    Timeout,
+}
+
+/// Why the writer stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum WriteEnd {
+    /// All replies written (or the closing one): close cleanly.
+    Done,
+    /// The socket failed or timed out, or a handler task failed: just drop.
+    Broken,
+}
+
+async fn serve_stream<S>(shared: &Arc<Shared>, stream: S, peer: Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signals = Arc::new(Signals::default());
+    let slots = Arc::new(Semaphore::new(shared.limits.max_in_flight));
+    let (read_end, write_end) = tokio::join!(
+        read_loop(&mut rd, shared, peer, tx, &signals, &slots),
+        write_loop(&mut wr, shared, rx, &signals),
+    );
+    debug!(
+        connection = peer.connection,
+        ?read_end,
+        ?write_end,
+        "connection ends"
+    );
+    if write_end == WriteEnd::Done {
+        let write_ms = Duration::from_millis(shared.timeouts.write_ms);
+        // close_notify, then FIN.
+        if timeout(write_ms, wr.shutdown()).await.is_ok() && !matches!(read_end, ReadEnd::Error) {
+            linger(&mut rd, LINGER.min(write_ms)).await;
+        }
+    }
+}
+
+/// Reads until EOF, an error or `limit`, discarding the bytes.
+async fn linger<R: AsyncRead + Unpin>(rd: &mut R, limit: Duration) {
+    let mut scratch = vec![0u8; 4096];
+    let _ = timeout(limit, async {
+        while let Ok(n) = rd.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// One read, once the byte budget allows it; the bytes read are counted against it.
+async fn read_chunk<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    budget: &Arc<ByteBudget>,
+    buf: &mut [u8],
+) -> io::Result<(usize, BufferedBytes)> {
+    budget.below().await;
+    let n = rd.read(buf).await?;
+    Ok((n, budget.add(n)))
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    shared: &Arc<Shared>,
+    peer: Peer,
+    tx: mpsc::UnboundedSender<Item>,
+    signals: &Arc<Signals>,
+    slots: &Arc<Semaphore>,
+) -> ReadEnd {
+    let max_in_flight = shared.limits.max_in_flight;
+    let idle = Duration::from_millis(shared.timeouts.idle_ms);
+    let line_read = Duration::from_millis(shared.timeouts.line_read_ms);
+    let mut framer = LineFramer::new(shared.limits.max_line_bytes);
+    let mut buf = vec![0u8; READ_CHUNK];
+    // The budget counted for the bytes in `framer`.
+    let mut held = shared.budget.add(0);
+    // A complete line waiting for an in-flight slot (reading stops meanwhile).
+    let mut pending: Option<(Vec<u8>, BufferedBytes)> = None;
+    // When the first byte of the current partial line arrived.
+    let mut line_started: Option<Instant> = None;
+    // Since when nothing was received and nothing was in flight.
+    let mut idle_since = Instant::now();
+    let mut eof = false;
+
+    let dispatch = |line: Vec<u8>, bytes: BufferedBytes, slot| {
+        shared.stats.line();
+        let handler = Arc::clone(&shared.handler);
+        let signals = Arc::clone(signals);
+        let task = tokio::spawn(async move {
+            let handled = handler.handle(&line, &peer).await;
+            // The line is processed: its bytes leave the budget.
+            drop((line, bytes));
+            if handled.close {
+                signals.quit.notify_one();
+            }
+            handled
+        });
+        tx.send(Item::Request {
+            task: Task(task),
+            slot,
+        })
+        .is_ok()
+    };
+
+    loop {
+        // Hand every complete line to the handler while in-flight slots are free.
+        loop {
+            if pending.is_none() {
+                match framer.next_frame() {
+                    None => break,
+                    Some(Frame::Blank { consumed }) => {
+                        line_started = None;
+                        drop(held.split(consumed));
+                        continue;
+                    }
+                    Some(Frame::Line { line, consumed }) => {
+                        line_started = None;
+                        pending = Some((line, held.split(consumed)));
+                    }
+                    Some(Frame::TooLong) => {
+                        // Framing is lost: stop buffering, answer after the replies in
+                        // flight, close.
+                        framer.clear();
+                        drop(held.split(usize::MAX));
+                        shared.stats.line_too_long();
+                        let reply = shared
+                            .handler
+                            .transport_reply(TransportEvent::LineTooLong, None);
+                        let _ = tx.send(Item::Final(reply));
+                        return ReadEnd::TooLong;
+                    }
+                }
+            }
+            let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
+                break;
+            };
+            if let Some((line, bytes)) = pending.take()
+                && !dispatch(line, bytes, slot)
+            {
+                return ReadEnd::WriterGone;
+            }
+        }
+        if eof && pending.is_none() {
+            // A partial line without LF at EOF is dropped.
+            return ReadEnd::Eof;
+        }
+        let now = Instant::now();
+        if framer.buffered() > 0 {
+            line_started.get_or_insert(now);
+        } else {
+            line_started = None;
+        }
+        let in_flight = max_in_flight - slots.available_permits();
+        let deadline = if pending.is_some() {
+            // Waiting for our own backpressure, not for the client.
+            None
+        } else if let Some(started) = line_started {
+            started.checked_add(line_read)
+        } else if in_flight == 0 {
+            idle_since.checked_add(idle)
+        } else {
+            None
+        };
+        let timer = sleep_until(deadline.unwrap_or(now));
+
+        tokio::select! {
+            biased;
+            () = shared.shutdown.triggered() => return ReadEnd::Shutdown,
+            () = signals.quit.notified() => return ReadEnd::Quit,
+            () = tx.closed() => return ReadEnd::WriterGone,
+            slot = Arc::clone(slots).acquire_owned(), if pending.is_some() => {
+                let Ok(slot) = slot else { return ReadEnd::WriterGone };
+                if let Some((line, bytes)) = pending.take()
+                    && !dispatch(line, bytes, slot)
+                {
+                    return ReadEnd::WriterGone;
+                }
+                // Reading resumes now: the current line's clock restarts.
+                line_started = None;
+            }
+            () = signals.written.notified(), if pending.is_none() && in_flight > 0 => {
+                if slots.available_permits() == max_in_flight {
+                    idle_since = Instant::now();
+                }
+            }
+            () = timer, if deadline.is_some() => {
+                shared.stats.timed_out();
+                let reply = shared.handler.transport_reply(TransportEvent::Timeout, None);
+                let _ = tx.send(Item::Final(reply));
+                return ReadEnd::Timeout;
+            }
+            read = read_chunk(rd, &shared.budget, &mut buf), if pending.is_none() && !eof => {
+                match read {
+                    Ok((0, _)) => eof = true,
+                    Ok((n, bytes)) => {
+                        framer.push(&buf[..n]);
+                        held.merge(bytes);
+                        idle_since = Instant::now();
+                    }
+                    Err(e) => {
+                        debug!(connection = peer.connection, error = %e, "read failed");
+                        return ReadEnd::Error;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    shared: &Shared,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    signals: &Signals,
+) -> WriteEnd {
+    let write_ms = Duration::from_millis(shared.timeouts.write_ms);
+    // The pipeline answers 503 at the request deadline itself; a handler that has not
+    // returned long after it is abandoned and the connection closed without a reply.
+    let abandon = Duration::from_millis(shared.timeouts.request_ms.saturating_mul(2));
+    let write = async |wr: &mut W, bytes: &[u8]| -> bool {
+        let done = timeout(write_ms, async {
+            wr.write_all(bytes).await?;
+            wr.flush().await
+        })
+        .await;
+        match done {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                debug!(error = %e, "write failed");
+                false
+            }
+            Err(_) => {
+                shared.stats.write_timed_out();
+                false
+            }
+        }
+    };
+    while let Some(item) = rx.recv().await {
+        match item {
+            Item::Request { mut task, slot } => {
+                let handled = match timeout(abandon, &mut task.0).await {
+                    Ok(Ok(handled)) => handled,
+                    Ok(Err(e)) => {
+                        warn!(error = %e, "line handler failed; closing the connection");
+                        return WriteEnd::Broken;
+                    }
+                    Err(_) => {
+                        warn!("line handler did not return; closing the connection");
+                        return WriteEnd::Broken;
+                    }
+                };
+                if let Some(reply) = &handled.reply
+                    && !write(wr, reply).await
+                {
+                    return WriteEnd::Broken;
+                }
+                drop(slot);
+                signals.written.notify_one();
+                if handled.close {
+                    return WriteEnd::Done;
+                }
+            }
+            Item::Final(reply) => {
+                return if write(wr, &reply).await {
+                    WriteEnd::Done
+                } else {
+                    WriteEnd::Broken
+                };
+            }
+        }
+    }
+    WriteEnd::Done
+}
