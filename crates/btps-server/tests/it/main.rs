@@ -1,5 +1,6 @@
 //! btps-server integration tests: the pipeline over real stores and the vectors' DNS table.
 
+mod abuse;
 mod build;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod harness;
