@@ -8,9 +8,7 @@
 //! `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it
 //! (unoptimized): then it is a quick smoke run and targets are not judged.
 
-#[path = "../tests/it/server.rs"]
-#[allow(dead_code)]
-mod server;
+use btps_test_support::dns_server as server;
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use btps_test_support::vectors::{Case, VectorSet};
 use btps_trust::{Mailbox, MessageStore};
 use btps_types::ErrorCode;
 use btps_types::json::{Object, parse_str};
-use harness::{TrustState, harness, reference_time, vectors_dir};
+use harness::{TrustState, reference_time, vectors_dir};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
@@ -67,7 +67,15 @@ fn main() {
 
 async fn run(set: &VectorSet, case: &Case, refresh: Option<&str>) -> Result<(), String> {
     let now = reference_time(&case.line);
-    let h = harness(now, TrustState::for_case(&case.name), refresh).await;
+    // Keys resolve through a real DNS server (hickory, in process) serving dns.json.
+    let h = harness::harness_dns(
+        now,
+        TrustState::for_case(&case.name),
+        refresh,
+        harness::vector_options(),
+        true,
+    )
+    .await;
     let server = wire::TestServer::start(h.pipeline.clone()).await;
     let mut client = server.connect().await;
     let replies = client.send_lines(&[case.line.as_str()]).await;
@@ -123,6 +131,10 @@ async fn run(set: &VectorSet, case: &Case, refresh: Option<&str>) -> Result<(), 
                 return Err(format!("expected acceptance, got {reply_text}"));
             }
             check_accepted(set, case, reply, &h, &mut client).await?;
+            let asked = h.dns_server.as_ref().map_or(0, |d| d.queries());
+            if case.kind == "transporter" && asked == 0 {
+                return Err("accepted without asking the DNS server".into());
+            }
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use btps_dns::{CacheConfig, DnsError, LookupError};
 use btps_types::ErrorCode;
 
 use crate::common::{cache, eventually, id, key_txt, no_refresh, vector_key};
-use crate::server::{Mode, TestServer};
+use btps_test_support::dns_server::{Mode, TestServer};
 
 const KEY_NAME: &str = "btps1._btps.identity.billing.vendorcorp.test";
 

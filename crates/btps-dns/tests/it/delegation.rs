@@ -7,7 +7,7 @@ use btps_dns::{DeviceCheck, DnsError, RevokedReason};
 use btps_types::ErrorCode;
 
 use crate::common::{cache, id, key_txt, no_refresh, vector_key};
-use crate::server::{Mode, TestServer};
+use btps_test_support::dns_server::{Mode, TestServer};
 
 const AGENT: &str = "btps_ag_7d0b6a3e-2c41-4f8e-9a55-1b2c3d4e5f60";
 const OTHER: &str = "btps_ag_00000000-0000-4000-8000-000000000001";

@@ -5,5 +5,5 @@ mod cache;
 mod common;
 mod delegation;
 mod resolve;
-mod server;
+
 mod vectors;

@@ -11,7 +11,7 @@ use btps_dns::{
 use btps_types::ErrorCode;
 
 use crate::common::{data_key, id, key_txt, vector_key};
-use crate::server::{Mode, TestServer, silent_socket};
+use btps_test_support::dns_server::{Mode, TestServer, silent_socket};
 
 #[tokio::test]
 async fn rsa_2048_key_in_several_character_strings() {

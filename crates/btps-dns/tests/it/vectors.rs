@@ -10,7 +10,7 @@ use btps_types::json::parse_str;
 use btps_types::{Artifact, ErrorCode, Identity};
 
 use crate::common::vectors_dir;
-use crate::server::TestServer;
+use btps_test_support::dns_server::TestServer;
 
 fn table() -> StaticTable {
     StaticTable::load(&vectors_dir().join("dns.json")).expect("vectors/dns.json loads")

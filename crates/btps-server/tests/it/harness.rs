@@ -8,6 +8,7 @@ use btps_crypto::{KeyPair, PublicKey};
 use btps_dns::{CacheConfig, DnsCache, StaticTable};
 use btps_server::config::RateLimits;
 use btps_server::{FixedClock, Pipeline, PipelineOptions, ReplySigner, Stores};
+use btps_test_support::dns_server::TestServer as TestDnsServer;
 use btps_trust::file::{FileStore, FileStoreConfig};
 use btps_trust::{
     IdentityKey, IdentityRecord, IdentityStore, TokenHash, TokenKind, TokenRecord, TrustRecord,
@@ -48,6 +49,9 @@ pub(crate) fn reference_time(line: &str) -> UnixMillis {
 /// A server state for one case.
 pub(crate) struct Harness {
     pub(crate) pipeline: Arc<Pipeline>,
+    /// The in-process authoritative DNS server serving `vectors/dns.json`, when the harness
+    /// resolves through real DNS.
+    pub(crate) dns_server: Option<TestDnsServer>,
     pub(crate) store: Arc<FileStore>,
     pub(crate) clock: Arc<FixedClock>,
     pub(crate) _dir: tempfile::TempDir,
@@ -72,22 +76,21 @@ impl TrustState {
     }
 }
 
+/// The §13.1 options: both vector domains hosted, no rate limits.
+pub(crate) fn vector_options() -> PipelineOptions {
+    PipelineOptions {
+        domains: vec!["buyer.test".into(), "vendorcorp.test".into()],
+        rate_limits: RateLimits::unlimited(),
+        ..PipelineOptions::default()
+    }
+}
+
 pub(crate) async fn harness(
     now: UnixMillis,
     state: TrustState,
     refresh_token: Option<&str>,
 ) -> Harness {
-    harness_with(
-        now,
-        state,
-        refresh_token,
-        PipelineOptions {
-            domains: vec!["buyer.test".into(), "vendorcorp.test".into()],
-            rate_limits: RateLimits::unlimited(),
-            ..PipelineOptions::default()
-        },
-    )
-    .await
+    harness_with(now, state, refresh_token, vector_options()).await
 }
 
 pub(crate) async fn harness_with(
@@ -96,10 +99,35 @@ pub(crate) async fn harness_with(
     refresh_token: Option<&str>,
     opts: PipelineOptions,
 ) -> Harness {
+    harness_dns(now, state, refresh_token, opts, false).await
+}
+
+/// The harness resolving keys through a real DNS server (hickory) when `real_dns`, else the
+/// static table.
+pub(crate) async fn harness_dns(
+    now: UnixMillis,
+    state: TrustState,
+    refresh_token: Option<&str>,
+    opts: PipelineOptions,
+    real_dns: bool,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(&FileStoreConfig::new(dir.path()), now).unwrap());
     let table = StaticTable::load(&vectors_dir().join("dns.json")).unwrap();
-    let dns = DnsCache::with_config(table, CacheConfig::default());
+    let (dns, dns_server) = if real_dns {
+        // Real DNS: an authoritative hickory server on 127.0.0.1 serving the table, asked by
+        // the production resolver.
+        let server = TestDnsServer::start().await;
+        for (name, records) in table.iter() {
+            for record in records {
+                server.add_txt(name, 300, record).await;
+            }
+        }
+        let dns = DnsCache::with_config(server.resolver(), CacheConfig::default());
+        (dns, Some(server))
+    } else {
+        (DnsCache::with_config(table, CacheConfig::default()), None)
+    };
 
     let finance: Identity = "finance$buyer.test".parse().unwrap();
     let finance_pem = read_key("finance-btps1-public.pem");
@@ -172,6 +200,7 @@ pub(crate) async fn harness_with(
         .with_signer(signer);
     Harness {
         pipeline: Arc::new(pipeline),
+        dns_server,
         store,
         clock,
         _dir: dir,

@@ -1,5 +1,6 @@
 //! A real authoritative DNS server (hickory-server) on 127.0.0.1, in process: an in-memory
-//! zone behind a handler that counts queries and can be told to misbehave.
+//! zone `test.` behind a handler that counts queries and can be told to misbehave. Tests of
+//! btps-dns and btps-server resolve through it with a real `HickoryResolver`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 /// How the server answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// From the zone.
     Normal,
     /// SERVFAIL to everything.
@@ -100,11 +101,12 @@ impl RequestHandler for Handler {
 }
 
 /// The zone every test server serves.
-pub(crate) const ZONE: &str = "test";
+pub const ZONE: &str = "test";
 
 /// A running server for the zone `test.`; stops when dropped.
-pub(crate) struct TestServer {
-    pub(crate) addr: SocketAddr,
+pub struct TestServer {
+    /// The UDP and TCP address it answers on.
+    pub addr: SocketAddr,
     zone: Arc<InMemoryZoneHandler>,
     control: Arc<Control>,
     serial: AtomicU32,
@@ -128,7 +130,7 @@ fn name(n: &str) -> Name {
 
 impl TestServer {
     /// Starts a server with an empty `test.` zone (SOA minimum `negative_ttl`).
-    pub(crate) async fn start_with_negative_ttl(negative_ttl: u32) -> Self {
+    pub async fn start_with_negative_ttl(negative_ttl: u32) -> Self {
         let origin = name(ZONE);
         let mut zone =
             InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
@@ -165,7 +167,7 @@ impl TestServer {
     }
 
     /// Starts a server with an empty `test.` zone (SOA minimum 30 s).
-    pub(crate) async fn start() -> Self {
+    pub async fn start() -> Self {
         Self::start_with_negative_ttl(30).await
     }
 
@@ -174,7 +176,7 @@ impl TestServer {
     }
 
     /// Adds one TXT record made of these character-strings at `owner`.
-    pub(crate) async fn add_txt_strings(&self, owner: &str, ttl: u32, strings: &[&[u8]]) {
+    pub async fn add_txt_strings(&self, owner: &str, ttl: u32, strings: &[&[u8]]) {
         let txt = TXT::from_bytes(strings.to_vec());
         let ok = self
             .zone
@@ -187,14 +189,14 @@ impl TestServer {
     }
 
     /// Adds one TXT record at `owner`, split into 255-byte character-strings.
-    pub(crate) async fn add_txt(&self, owner: &str, ttl: u32, text: &str) {
+    pub async fn add_txt(&self, owner: &str, ttl: u32, text: &str) {
         let parts = btps_types::record::split_character_strings(text, 255);
         let parts: Vec<&[u8]> = parts.iter().map(|s| s.as_bytes()).collect();
         self.add_txt_strings(owner, ttl, &parts).await;
     }
 
     /// Adds an A record (so that the name exists without TXT: NODATA).
-    pub(crate) async fn add_a(&self, owner: &str, ttl: u32) {
+    pub async fn add_a(&self, owner: &str, ttl: u32) {
         let ok = self
             .zone
             .upsert(
@@ -206,40 +208,42 @@ impl TestServer {
     }
 
     /// Removes every TXT record at `owner`.
-    pub(crate) async fn remove_txt(&self, owner: &str) {
+    pub async fn remove_txt(&self, owner: &str) {
         let key = RrKey::new(LowerName::new(&name(owner)), RecordType::TXT);
         let removed = self.zone.records_mut().await.remove(&key);
         assert!(removed.is_some(), "no TXT at {owner}");
     }
 
     /// Replaces the TXT records at `owner` with one record.
-    pub(crate) async fn replace_txt(&self, owner: &str, ttl: u32, text: &str) {
+    pub async fn replace_txt(&self, owner: &str, ttl: u32, text: &str) {
         self.remove_txt(owner).await;
         self.add_txt(owner, ttl, text).await;
     }
 
-    pub(crate) fn set_mode(&self, mode: Mode) {
+    /// Changes how it answers from now on.
+    pub fn set_mode(&self, mode: Mode) {
         *self.control.mode.lock().unwrap() = Some(mode);
     }
 
-    pub(crate) fn set_delay(&self, delay: Duration) {
+    /// Delays every answer by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
         self.control
             .delay_ms
             .store(u32::try_from(delay.as_millis()).unwrap(), Ordering::SeqCst);
     }
 
     /// Queries received (UDP and TCP).
-    pub(crate) fn queries(&self) -> usize {
+    pub fn queries(&self) -> usize {
         self.control.queries.load(Ordering::SeqCst)
     }
 
     /// Queries received over TCP.
-    pub(crate) fn tcp_queries(&self) -> usize {
+    pub fn tcp_queries(&self) -> usize {
         self.control.tcp_queries.load(Ordering::SeqCst)
     }
 
     /// Queries received for `owner`.
-    pub(crate) fn queries_for(&self, owner: &str) -> usize {
+    pub fn queries_for(&self, owner: &str) -> usize {
         self.control
             .per_name
             .lock()
@@ -250,12 +254,12 @@ impl TestServer {
     }
 
     /// A resolver that asks only this server (short timeout, one attempt).
-    pub(crate) fn resolver(&self) -> HickoryResolver {
+    pub fn resolver(&self) -> HickoryResolver {
         HickoryResolver::new(&self.config()).unwrap()
     }
 
     /// The resolver settings for this server.
-    pub(crate) fn config(&self) -> HickoryConfig {
+    pub fn config(&self) -> HickoryConfig {
         let mut config = HickoryConfig::with_nameservers([self.addr]);
         config.timeout = Duration::from_millis(500);
         config.attempts = 1;
@@ -277,7 +281,7 @@ async fn bind_pair() -> (UdpSocket, TcpListener) {
 
 /// A UDP socket that receives queries and never answers (nothing listens on TCP): its
 /// address makes every query time out. Keep the socket alive for the test.
-pub(crate) async fn silent_socket() -> (UdpSocket, SocketAddr) {
+pub async fn silent_socket() -> (UdpSocket, SocketAddr) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     (socket, addr)
