@@ -257,7 +257,8 @@ impl Pipeline {
         &self.opts
     }
 
-    fn now(&self) -> UnixMillis {
+    /// The pipeline's clock reading.
+    pub fn now(&self) -> UnixMillis {
         self.clock.now()
     }
 

@@ -86,10 +86,47 @@ impl Server {
                 serve_http(http, probe, async move { stop.triggered().await }).await;
             });
         }
-        self.transport
+        let maintenance = {
+            let pipeline = self.pipeline.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = maintain(pipeline) => {}
+                    () = stop.triggered() => {}
+                }
+            })
+        };
+        let result = self
+            .transport
             .serve(listener, shutdown)
             .await
-            .map_err(|e| ServerError::Config(e.to_string()))
+            .map_err(|e| ServerError::Config(e.to_string()));
+        maintenance.abort();
+        result
+    }
+}
+
+/// How often expired replay entries and tokens are purged.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Purges expired replay entries (§10.2) and tokens (§8.1) periodically.
+async fn maintain(pipeline: Arc<Pipeline>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = pipeline.now();
+        let stores = pipeline.stores();
+        match stores.replay.purge_replay(now).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired replay entries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging replay entries failed"),
+        }
+        match stores.identities.purge_expired_tokens(now).await {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging tokens failed"),
+        }
     }
 }
 
