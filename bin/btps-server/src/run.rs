@@ -127,6 +127,7 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
     };
     let mut pipeline =
         Pipeline::new(stores, dns, PipelineOptions::from_config(&config)).with_signer(signer);
+    pipeline = add_tenants(pipeline, &config).await?;
     if let Some(log) = &config.delivery_log {
         pipeline = pipeline.with_delivery_log(DeliveryLog::open(&config.resolve(log))?);
     }
@@ -226,4 +227,31 @@ fn spawn_signals(tls: TlsReloader, shutdown: Shutdown) -> Result<()> {
         shutdown.trigger();
     });
     Ok(())
+}
+
+/// `[[tenants]]`: each domain's server identity signs the replies about its identities.
+async fn add_tenants(mut pipeline: Pipeline, config: &ServerConfig) -> Result<Pipeline> {
+    for tenant in &config.tenants {
+        let path = config.resolve(&tenant.server_key);
+        let key =
+            KeyPair::from_pem(&std::fs::read_to_string(&path).with_context(|| {
+                format!("read the key of {} ({})", tenant.domain, path.display())
+            })?)
+            .with_context(|| format!("{}", path.display()))?;
+        let tenant_config = ServerConfig {
+            server_identity: tenant.server_identity.clone(),
+            server_selector: tenant.server_selector.clone(),
+            ..ServerConfig::default()
+        };
+        ensure_server_identity(pipeline.stores(), &tenant_config, key.public_key()).await?;
+        pipeline = pipeline.with_tenant_signer(
+            &tenant.domain,
+            ReplySigner {
+                identity: tenant.server_identity.clone(),
+                selector: tenant.server_selector.clone(),
+                key,
+            },
+        );
+    }
+    Ok(pipeline)
 }

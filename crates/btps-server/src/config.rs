@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub delivery_log: Option<PathBuf>,
     /// `decidedBy` written on agent records.
     pub service_name: String,
+    /// Further hosted domains with their own server identity (multi-tenant): identity
+    /// lookups and signed auth replies for identities of a tenant's domain are signed by the
+    /// tenant's server identity (`[[tenants]]`).
+    pub tenants: Vec<TenantConfig>,
     /// TLS.
     pub tls: TlsConfig,
     /// Stores.
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             pin_keys: false,
             delivery_log: None,
             service_name: "btps-server".to_owned(),
+            tenants: Vec::new(),
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
             dns: DnsConfig::default(),
@@ -145,6 +150,25 @@ impl ServerConfig {
             self.data_dir.join(path)
         }
     }
+}
+
+/// A hosted domain with its own server identity.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The domain (hosted).
+    pub domain: String,
+    /// Its server identity (`server$<domain>`), whose key signs its replies.
+    pub server_identity: String,
+    /// The selector of that key.
+    #[serde(default = "default_selector")]
+    pub server_selector: String,
+    /// The private key (PEM). Relative to `data_dir`.
+    pub server_key: PathBuf,
+}
+
+fn default_selector() -> String {
+    "btps1".to_owned()
 }
 
 /// TLS settings (§2.1).
@@ -453,6 +477,16 @@ mod tests {
             ServerConfig::from_toml("").unwrap(),
             ServerConfig::default()
         );
+    }
+
+    #[test]
+    fn tenants() {
+        let c = ServerConfig::from_toml(
+            "[[tenants]]\ndomain = \"acme.test\"\nserver_identity = \"server$acme.test\"\nserver_key = \"keys/acme.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.tenants.len(), 1);
+        assert_eq!(c.tenants[0].server_selector, "btps1");
     }
 
     #[test]

@@ -156,6 +156,8 @@ pub struct Outcome {
     pub signed: Option<SignedLayout>,
     /// Close the connection after it (`QUIT`).
     pub close: bool,
+    /// The domain whose server identity signs the reply (tenants), if signed.
+    pub sign_for: Option<String>,
     /// Metrics label of the request kind.
     pub kind: &'static str,
 }
@@ -166,6 +168,7 @@ impl Outcome {
             reply,
             signed: None,
             close: false,
+            sign_for: None,
             kind,
         }
     }
@@ -177,6 +180,7 @@ pub struct Pipeline {
     dns: DnsCache,
     clock: Arc<dyn WallClock>,
     signer: Option<ReplySigner>,
+    tenant_signers: Vec<(String, ReplySigner)>,
     opts: PipelineOptions,
     limits: Limiters,
     metrics: Arc<Metrics>,
@@ -201,6 +205,7 @@ impl Pipeline {
             dns,
             clock: Arc::new(SystemWallClock),
             signer: None,
+            tenant_signers: Vec::new(),
             limits: Limiters::new(&opts.rate_limits),
             opts,
             metrics: Arc::new(Metrics::default()),
@@ -221,6 +226,32 @@ impl Pipeline {
     pub fn with_signer(mut self, signer: ReplySigner) -> Self {
         self.signer = Some(signer);
         self
+    }
+
+    /// Signs the replies that concern identities of `domain` (identity lookups, auth
+    /// replies) with `signer`, a server identity of that domain: clients require the signer's
+    /// domain to equal the looked-up identity's (§3.6). The domain becomes hosted.
+    #[must_use]
+    pub fn with_tenant_signer(mut self, domain: &str, signer: ReplySigner) -> Self {
+        let domain = domain.to_lowercase();
+        if !self.opts.domains.contains(&domain) {
+            self.opts.domains.push(domain.clone());
+        }
+        self.tenant_signers.retain(|(d, _)| *d != domain);
+        self.tenant_signers.push((domain, signer));
+        self
+    }
+
+    /// The signer for replies about identities of `domain`: the tenant's, else the default.
+    fn signer_for(&self, domain: Option<&str>) -> Option<&ReplySigner> {
+        domain
+            .and_then(|d| {
+                self.tenant_signers
+                    .iter()
+                    .find(|(t, _)| t.eq_ignore_ascii_case(d))
+                    .map(|(_, s)| s)
+            })
+            .or(self.signer.as_ref())
     }
 
     /// Appends every accepted transporter artifact to `log` before acknowledging it.
@@ -317,7 +348,9 @@ impl Pipeline {
                 let result = self.agent(artifact, a, peer).await;
                 let sign = (self.opts.sign_auth_replies && a.action.is_auth())
                     .then_some(SignedLayout::Document);
-                self.finish(result, req_id, "agent", sign)
+                let mut outcome = self.finish(result, req_id, "agent", sign);
+                outcome.sign_for = Some(a.to.domain().to_owned());
+                outcome
             }
             _ => Outcome::plain(Reply::error(ErrorCode::Validation, req_id), "invalid"),
         }
@@ -337,6 +370,7 @@ impl Pipeline {
                     reply,
                     signed,
                     close: false,
+                    sign_for: None,
                     kind,
                 }
             }
@@ -362,7 +396,7 @@ impl Pipeline {
         let now = self.now();
         let id =
             uuid_v4(&self.rng).unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".into());
-        match (outcome.signed, &self.signer) {
+        match (outcome.signed, self.signer_for(outcome.sign_for.as_deref())) {
             (Some(layout), Some(signer)) => match signer.sign(&outcome.reply, layout, &id, now) {
                 Ok(obj) => encode_line(&btps_types::json::Value::Object(obj)),
                 Err(e) => {

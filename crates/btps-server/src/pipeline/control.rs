@@ -15,10 +15,8 @@ impl Pipeline {
         match c.action {
             ControlAction::Ping => Outcome::plain(Reply::ok_with(req_id, "pong"), "control"),
             ControlAction::Quit => Outcome {
-                reply: Reply::ok_with(req_id, "bye"),
-                signed: None,
                 close: true,
-                kind: "control",
+                ..Outcome::plain(Reply::ok_with(req_id, "bye"), "control")
             },
         }
     }
@@ -32,7 +30,7 @@ impl Pipeline {
         if !self.limits.lookups.check(&peer.addr.ip().to_string(), now) {
             return refuse(ErrorCode::RateLimiter);
         }
-        let Some(signer) = &self.signer else {
+        let Some(signer) = self.signer_for(Some(l.identity.domain())) else {
             tracing::warn!("identity lookup without a server key: configure server_key");
             return refuse(ErrorCode::IdentityNotFound);
         };
@@ -69,10 +67,12 @@ impl Pipeline {
             .with("keyType", key.key_type.as_str())
             .with("version", key.version.as_str());
         Outcome {
-            reply: Reply::success(req_id).with_document(document),
             signed: Some(SignedLayout::IdentityLookup),
-            close: false,
-            kind: "identity_lookup",
+            sign_for: Some(l.identity.domain().to_owned()),
+            ..Outcome::plain(
+                Reply::success(req_id).with_document(document),
+                "identity_lookup",
+            )
         }
     }
 }

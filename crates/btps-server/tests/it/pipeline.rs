@@ -778,3 +778,56 @@ async fn agent_records_use_the_identity_store_for_lookups() {
     let _ = h.store.get_identity(FINANCE).await.unwrap().unwrap();
     let _ = AGENT_ID;
 }
+
+#[tokio::test]
+async fn identity_lookups_are_signed_by_the_tenant_of_the_identity_domain() {
+    use btps_server::ReplySigner;
+    let h = harness(t0(), TrustState::Accepted, None).await;
+    // A second hosted domain with its own server identity and key.
+    let tenant_key = KeyPair::generate_rsa2048().unwrap();
+    let ada: btps_types::Identity = "ada$tenant.test".parse().unwrap();
+    h.store
+        .put_identity(&btps_trust::IdentityRecord::new(
+            ada,
+            btps_trust::IdentityKey::rsa("k1", &tenant_key.public_key().to_pem(), t0()),
+        ))
+        .await
+        .unwrap();
+    let table = btps_dns::StaticTable::load(&vectors_dir().join("dns.json")).unwrap();
+    let default_signer = ReplySigner {
+        identity: "server$buyer.test".into(),
+        selector: "btps1".into(),
+        key: KeyPair::from_pem(&crate::harness::read_key("server-buyer-private.pem")).unwrap(),
+    };
+    let p = Pipeline::new(
+        Stores::from_backend(h.store.clone()),
+        btps_dns::DnsCache::new(table),
+        crate::harness::vector_options(),
+    )
+    .with_clock(h.clock.clone())
+    .with_signer(default_signer)
+    .with_tenant_signer(
+        "Tenant.test",
+        ReplySigner {
+            identity: "server$tenant.test".into(),
+            selector: "t1".into(),
+            key: tenant_key,
+        },
+    );
+    let lookup = |who: &str, id: &str| {
+        format!(
+            r#"{{"identity":"{who}","from":"x$y.test","hostSelector":"btps1","version":"1.0.0","id":"{id}","issuedAt":"2025-07-01T09:30:00.000Z"}}"#
+        )
+    };
+    let r = send(&p, &lookup("ada$tenant.test", "l1")).await;
+    assert!(r.ok(), "{:?}", r.obj);
+    assert_eq!(r.obj.get_str("signedBy"), Some("server$tenant.test"));
+    assert_eq!(r.obj.get_str("selector"), Some("t1"));
+    assert_eq!(r.document().get_str("selector"), Some("k1"));
+    let r = send(&p, &lookup("finance$buyer.test", "l2")).await;
+    assert_eq!(r.obj.get_str("signedBy"), Some("server$buyer.test"));
+    // The tenant's domain is hosted: artifacts to it pass the hosting check (and fail later
+    // on trust, not with IDENTITY_NOT_FOUND).
+    let r = send(&p, &doc_line(BILLING, "ada$tenant.test", "to-tenant", t0())).await;
+    assert_eq!(r.error_code(), Some("BTP_ERROR_TRUST_NON_EXISTENT"));
+}
