@@ -95,6 +95,9 @@ pub(crate) enum TrustCmd {
     },
 }
 
+/// Agent ids, and so the `senderId` of agent records, start with this.
+const AGENT_PREFIX: &str = "btps_ag_";
+
 fn identity(text: &str) -> Result<Identity> {
     text.parse()
         .map_err(|e| anyhow::anyhow!("{text:?} is not an identity (user$domain): {e}"))
@@ -165,6 +168,19 @@ pub(crate) async fn agent(cli: &Cli, cmd: &AgentCmd) -> Result<()> {
             ttl_secs,
         } => {
             let id = identity(id)?;
+            // The pipeline refuses `auth.request` for identities it does not host: a token
+            // for one could never be used.
+            let hosted = config
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(id.domain()))
+                || stores.identities.get_identity(id.as_str()).await?.is_some();
+            if !hosted {
+                bail!(
+                    "{id} is not hosted here: add its domain to `domains` or run \
+                     `btps-server identity add {id} --public-key …`"
+                );
+            }
             let ttl = ttl_secs
                 .unwrap_or(config.tokens.auth_token_secs)
                 .clamp(300, 900);
@@ -193,24 +209,27 @@ pub(crate) async fn agent(cli: &Cli, cmd: &AgentCmd) -> Result<()> {
         }
         AgentCmd::List { identity: id } => {
             let id = identity(id)?;
-            let page = stores
-                .trust
-                .list_trust(
-                    &TrustFilter::Receiver(id.to_lowercase()),
-                    &PageRequest::first(1000),
-                )
-                .await?;
-            for r in page
-                .items
-                .iter()
-                .filter(|r| r.sender_id.starts_with("btps_ag_"))
-            {
-                println!(
-                    "{}\t{}\t{}",
-                    r.sender_id,
-                    r.status.as_str(),
-                    fmt_time(r.expires_at)
-                );
+            // Agent records are among the identity's incoming trust records: every page.
+            let filter = TrustFilter::Receiver(id.to_lowercase());
+            let mut page = PageRequest::first(1000);
+            loop {
+                let p = stores.trust.list_trust(&filter, &page).await?;
+                for r in p
+                    .items
+                    .iter()
+                    .filter(|r| r.sender_id.starts_with(AGENT_PREFIX))
+                {
+                    println!(
+                        "{}\t{}\t{}",
+                        r.sender_id,
+                        r.status.as_str(),
+                        fmt_time(r.expires_at)
+                    );
+                }
+                match p.next_cursor {
+                    Some(c) => page.cursor = Some(c),
+                    None => break,
+                }
             }
         }
         AgentCmd::Revoke {
@@ -218,6 +237,12 @@ pub(crate) async fn agent(cli: &Cli, cmd: &AgentCmd) -> Result<()> {
             agent_id,
         } => {
             let id = identity(id)?;
+            if !agent_id.starts_with(AGENT_PREFIX) {
+                bail!(
+                    "{agent_id:?} is not an agent id ({AGENT_PREFIX}…); for senders use \
+                     `trust revoke`"
+                );
+            }
             let tid = trust_id(agent_id, id.as_str());
             let Some(record) = stores.trust.get_trust(&tid).await? else {
                 bail!("no agent {agent_id} for {id}");

@@ -59,12 +59,28 @@ pub(crate) async fn open_stores(config: &ServerConfig) -> Result<Stores> {
                     .with_context(|| format!("create {}", parent.display()))?;
             }
         }
-        let store = FileStore::open(&fc, now()).with_context(|| {
-            format!(
-                "open the file store in {} (a running server holds it: stop it first, or use Postgres)",
-                fc.dir.display()
-            )
-        })?;
+        let store = match FileStore::open(&fc, now()) {
+            Ok(store) => store,
+            Err(e @ btps_trust::TrustError::InUse { .. }) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the file store in {} is in use (a running btps-server holds it: stop it \
+                     first, or use Postgres)",
+                    fc.dir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("open the file store in {}", fc.dir.display())));
+            }
+        };
+        let report = store.open_report();
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                truncated_bytes = report.truncated_bytes,
+                records = report.records,
+                "file store: cut a torn log tail (unacknowledged writes of a crashed process)"
+            );
+        }
         Ok(Stores::from_backend(Arc::new(store)))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pg = PgStore::connect(&PgStoreConfig::new(url).with_pool_size(config.store.pool_size))
@@ -94,8 +110,10 @@ pub(crate) fn open_dns(config: &ServerConfig) -> Result<DnsCache> {
 fn init_logging(config: &ServerConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BTPS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colours only on a terminal: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = if config.log.format == "json" {
         builder.json().try_init()
@@ -143,6 +161,10 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
         );
     }
     let tls = TlsReloader::load(TlsSettings::from_files(cert, tls_key))?;
+    // Signal handlers first: until they are installed SIGHUP (a reload) and SIGTERM would
+    // kill the process, so "serving" must not be printed before.
+    let shutdown = Shutdown::new();
+    spawn_signals(tls.clone(), shutdown.clone())?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -169,8 +191,6 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
             .unwrap_or_default()
     );
     let server = Server::new(config, Arc::new(pipeline), tls);
-    let shutdown = Shutdown::new();
-    spawn_signals(server.tls().clone(), shutdown.clone())?;
     server.run(listener, http, shutdown).await?;
     println!("btps-server: stopped");
     Ok(())
@@ -217,10 +237,21 @@ fn spawn_signals(tls: TlsReloader, shutdown: Shutdown) -> Result<()> {
             tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                _ = hup.recv() => match tls.reload() {
-                    Ok(()) => tracing::info!("TLS certificate reloaded"),
-                    Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old certificate"),
-                },
+                _ = hup.recv() => {
+                    // Reading the files blocks: off the runtime's worker threads.
+                    let tls = tls.clone();
+                    let reloaded =
+                        tokio::task::spawn_blocking(move || tls.reload().map_err(|e| e.to_string()))
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                    match reloaded {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "TLS reload failed; keeping the old certificate"
+                        ),
+                    }
+                }
             }
         }
         tracing::info!("shutting down");
