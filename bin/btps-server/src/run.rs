@@ -81,7 +81,9 @@ pub(crate) async fn open_stores(config: &ServerConfig) -> Result<Stores> {
                 "file store: cut a torn log tail (unacknowledged writes of a crashed process)"
             );
         }
-        Ok(Stores::from_backend(Arc::new(store)))
+        let store = Arc::new(store);
+        spawn_compaction(&store);
+        Ok(Stores::from_backend(store))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pg = PgStore::connect(&PgStoreConfig::new(url).with_pool_size(config.store.pool_size))
             .await
@@ -285,4 +287,26 @@ async fn add_tenants(mut pipeline: Pipeline, config: &ServerConfig) -> Result<Pi
         );
     }
     Ok(pipeline)
+}
+
+/// The file store's log is compacted on open and hourly (§10.2): expired replay entries and
+/// tokens and replaced records are dropped. (Outside a runtime, as in admin commands that
+/// exit at once, nothing is scheduled.)
+fn spawn_compaction(store: &Arc<FileStore>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = Arc::downgrade(store);
+    handle.spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(store) = weak.upgrade() else { return };
+            match store.compact(now()).await {
+                Ok(bytes) => tracing::info!(log_bytes = bytes, "file store compacted"),
+                Err(e) => tracing::warn!(error = %e, "file store compaction failed"),
+            }
+        }
+    });
 }
