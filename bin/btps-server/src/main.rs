@@ -26,7 +26,7 @@ struct Cli {
         default_value = "btps-data"
     )]
     data_dir: PathBuf,
-    /// Configuration file (default: <data-dir>/config.toml).
+    /// Configuration file (default: `<data-dir>/config.toml`).
     #[arg(long, global = true, env = "BTPS_CONFIG")]
     config: Option<PathBuf>,
     /// Store: `file` or a `postgres://` URL (overrides `store.url`).
