@@ -37,7 +37,12 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
-    /// Benchmarks (`crypto`, `dns`, `store`).
+    /// Benchmarks (`crypto`, `dns`, `store`, `server`).
+    ///
+    /// `server` builds and starts `btps-server` on a throwaway data directory and measures
+    /// it with the load generator (crates/btps-server/benches/server.rs): full load, latency
+    /// at half load, and the memory of idle connections. Arguments after the options go to
+    /// the generator (`cargo xtask bench server -- --connections 64`).
     Bench {
         /// Which benchmark group.
         #[arg(default_value = "crypto")]
@@ -45,6 +50,20 @@ enum Task {
         /// Measurement time per operation in milliseconds.
         #[arg(long, default_value_t = 2000)]
         millis: u64,
+        /// `server`: seconds of each timed phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// `server`: measure a running server instead of starting one (give the generator
+        /// `--ca FILE` or `--insecure`, `--key`, `--from`, `--to`).
+        #[arg(long, value_name = "HOST:PORT")]
+        external: Option<String>,
+        /// `server`: idle TLS connections of the memory run (default 10000; 0 skips it;
+        /// with `--external` skipped unless given).
+        #[arg(long)]
+        idle_connections: Option<usize>,
+        /// `server`: arguments for the load generator.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -59,7 +78,33 @@ fn main() -> Result<()> {
             vectors(&dir)
         }
         Task::FuzzSmoke { seconds } => fuzz::smoke(&root, seconds),
-        Task::Bench { group, millis } => bench::run(&root, &group, millis),
+        Task::Bench {
+            group,
+            millis,
+            seconds,
+            external,
+            idle_connections,
+            args,
+        } => {
+            if group == "server" {
+                let default_idle = if external.is_some() { 0 } else { 10_000 };
+                let idle_connections = idle_connections.unwrap_or(default_idle);
+                bench::server(
+                    &root,
+                    &bench::ServerBench {
+                        seconds,
+                        external,
+                        idle_connections,
+                        args,
+                    },
+                )
+            } else {
+                if !args.is_empty() {
+                    bail!("unexpected arguments {args:?} for benchmark group {group:?}");
+                }
+                bench::run(&root, &group, millis)
+            }
+        }
     }
 }
 

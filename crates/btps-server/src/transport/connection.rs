@@ -25,6 +25,9 @@ use crate::handler::{Handled, LineHandler, Peer, TransportEvent};
 
 /// Largest single read, in bytes.
 const READ_CHUNK: usize = 16 * 1024;
+/// The first read buffer: an idle connection holds only this much; the first read that
+/// fills it grows it to [`READ_CHUNK`].
+const FIRST_READ_CHUNK: usize = 1024;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
 /// sends, so that unread input does not turn the close into a reset that could destroy the
@@ -182,7 +185,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let idle = Duration::from_millis(shared.timeouts.idle_ms);
     let line_read = Duration::from_millis(shared.timeouts.line_read_ms);
     let mut framer = LineFramer::new(shared.limits.max_line_bytes);
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = vec![0u8; FIRST_READ_CHUNK];
     // The budget counted for the bytes in `framer`.
     let mut held = shared.budget.add(0);
     // A complete line waiting for an in-flight slot (reading stops meanwhile).
@@ -305,6 +308,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     Ok((0, _)) => eof = true,
                     Ok((n, bytes)) => {
                         framer.push(&buf[..n]);
+                        if n == buf.len() && buf.len() < READ_CHUNK {
+                            buf.resize(READ_CHUNK, 0);
+                        }
                         held.merge(bytes);
                         idle_since = Instant::now();
                     }
