@@ -25,4 +25,7 @@ mod write;
 pub use parse::{DuplicateKey, Duplicates, JsonError, ParseLimits, Parsed, parse, parse_str};
 pub use string::JsString;
 pub use value::{Object, Value};
-pub use write::{ObjectView, ViewValue, is_array_index, to_js_string, write_number, write_value};
+pub use write::{
+    ObjectView, ViewValue, is_array_index, object_to_js_string, to_js_string, write_number,
+    write_value,
+};

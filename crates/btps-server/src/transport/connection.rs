@@ -324,6 +324,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
+/// Replies collected before a write at most (a burst stops growing past it).
+const COALESCE_LIMIT: usize = 64 * 1024;
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     wr: &mut W,
     shared: &Shared,
@@ -352,9 +355,27 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
     };
-    while let Some(item) = rx.recv().await {
+    // Replies that are ready one after the other are written together (one TLS record and
+    // one system call for a burst of pipelined replies); a reply is never held back waiting
+    // for a later request.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut held: Option<Item> = None;
+    loop {
+        let item = match held.take() {
+            Some(item) => item,
+            None => match rx.recv().await {
+                Some(item) => item,
+                None => break,
+            },
+        };
         match item {
             Item::Request { mut task, slot } => {
+                if !buf.is_empty() && !task.0.is_finished() {
+                    if !write(wr, &buf).await {
+                        return WriteEnd::Broken;
+                    }
+                    buf.clear();
+                }
                 let handled = match timeout(abandon, &mut task.0).await {
                     Ok(Ok(handled)) => handled,
                     Ok(Err(e)) => {
@@ -366,25 +387,43 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         return WriteEnd::Broken;
                     }
                 };
-                if let Some(reply) = &handled.reply
-                    && !write(wr, reply).await
-                {
-                    return WriteEnd::Broken;
+                if let Some(reply) = &handled.reply {
+                    buf.extend_from_slice(reply);
+                }
+                if handled.close {
+                    return if write(wr, &buf).await {
+                        WriteEnd::Done
+                    } else {
+                        WriteEnd::Broken
+                    };
+                }
+                // More ready right now? Keep collecting (bounded); else write.
+                held = if buf.len() < COALESCE_LIMIT {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+                if held.is_none() && !buf.is_empty() {
+                    if !write(wr, &buf).await {
+                        return WriteEnd::Broken;
+                    }
+                    buf.clear();
                 }
                 drop(slot);
                 signals.written.notify_one();
-                if handled.close {
-                    return WriteEnd::Done;
-                }
             }
             Item::Final(reply) => {
-                return if write(wr, &reply).await {
+                buf.extend_from_slice(&reply);
+                return if write(wr, &buf).await {
                     WriteEnd::Done
                 } else {
                     WriteEnd::Broken
                 };
             }
         }
+    }
+    if !buf.is_empty() && !write(wr, &buf).await {
+        return WriteEnd::Broken;
     }
     WriteEnd::Done
 }

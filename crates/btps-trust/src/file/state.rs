@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use aws_lc_rs::digest;
 use btps_types::UnixMillis;
-use btps_types::json::{Object, ParseLimits, Value, parse, to_js_string};
+use btps_types::json::{Object, ParseLimits, Value, object_to_js_string, parse};
 
 use super::log::{self, Log, Pending, Ticket};
 use crate::codec::Fields;
@@ -740,7 +740,7 @@ impl LogStore {
         replay: Option<&ReplayEntry>,
         now: UnixMillis,
     ) -> Result<StoreOutcome> {
-        let text = to_js_string(&Value::Object(m.artifact.clone()));
+        let text = object_to_js_string(&m.artifact);
         let digest = digest16(text.as_bytes());
         let owner = m.owner.to_lowercase();
         let key = (owner, m.mailbox, m.id.clone());
@@ -1010,7 +1010,7 @@ impl LogStore {
         artifact: &Object,
         now: UnixMillis,
     ) -> Result<bool> {
-        let text = to_js_string(&Value::Object(artifact.clone()));
+        let text = object_to_js_string(artifact);
         let digest = digest16(text.as_bytes());
         let key = (owner.to_lowercase(), mailbox, id.to_owned());
         let (found, ticket) = {

@@ -189,9 +189,10 @@ impl JsonTrustStore {
 #[async_trait]
 impl TrustStore for JsonTrustStore {
     async fn get_trust(&self, id: &str) -> Result<Option<TrustRecord>> {
-        let file = Arc::clone(&self.file);
+        // On the hot path of every artifact: read in place (a `stat` of the file, and a
+        // re-read only when another process changed it) instead of a blocking-pool hand-off.
         let id = id.to_ascii_lowercase();
-        blocking(move || file.read(|s| s.get(&id).cloned())).await
+        self.file.read(|s| s.get(&id).cloned())
     }
 
     async fn put_trust(&self, record: &TrustRecord) -> Result<()> {
@@ -439,9 +440,8 @@ impl TrustStore for FileStore {
 #[async_trait]
 impl IdentityStore for FileStore {
     async fn get_identity(&self, identity: &str) -> Result<Option<IdentityRecord>> {
-        let file = Arc::clone(&self.identities);
         let key = compute_id(identity);
-        blocking(move || file.read(|s| s.get(&key).cloned())).await
+        self.identities.read(|s| s.get(&key).cloned())
     }
 
     async fn put_identity(&self, record: &IdentityRecord) -> Result<()> {

@@ -10,6 +10,13 @@ pub fn to_js_string(value: &Value) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// [`to_js_string`] of an object, without wrapping (copying) it into a [`Value`].
+pub fn object_to_js_string(object: &Object) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_object(&mut out, object);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Appends the `JSON.stringify` text of `value` to `out`.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
