@@ -14,11 +14,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: the pipeline allocates many small objects per artifact (the parsed JSON tree),
-/// where it is markedly cheaper than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A BTPS server.
 #[derive(Debug, Parser)]
 #[command(name = "btps-server", version, about)]
