@@ -1,9 +1,10 @@
 //! `cargo xtask bench store` (or `cargo bench -p btps-store-postgres --bench store`).
 //!
 //! Durable inserts per second of the PostgreSQL backend: an inbound invoice artifact stored in
-//! an inbox together with its replay id ("store and mark seen", one transaction), by 1 writer
-//! and by 32 concurrent writers (the server's group commit); also replay-set inserts alone and
-//! a page fetch. The server is the tests' throwaway cluster (default settings,
+//! an inbox together with its replay id ("store and mark seen", one atomic step), by 1 writer
+//! and by 32 concurrent writers (the store's group commit: one commit per group of calls), and
+//! for comparison by 32 writers without group commit (`writers = 0`: a transaction per call,
+//! only the server's WAL flushes shared); also replay-set inserts alone and a page fetch. The server is the tests' throwaway cluster (default settings,
 //! `synchronous_commit = on`, `fsync = on`) or `BTPS_TEST_DATABASE_URL`.
 //!
 //! Under `cargo bench` (the binary gets `--bench`) it measures and judges the target
@@ -42,18 +43,27 @@ fn main() {
 
     println!("btps store benchmark: PostgreSQL backend, {millis} ms per run");
     let results = rt.block_on(async {
-        let url = support::fresh_database().await;
+        // Dropped at the end on a server of the environment.
+        let databases = support::Scope::default();
+        let url = databases.fresh().await;
         let config = PgStoreConfig::new(url).with_pool_size(32);
         let store = Arc::new(PgStore::connect(&config).await.expect("open"));
+        // The same database without group commit: every call commits on its own.
+        let alone = Arc::new(
+            PgStore::connect(&config.clone().with_writers(0))
+                .await
+                .expect("open"),
+        );
         let mut results = Vec::new();
-        for (name, writers, with_message) in [
-            ("store artifact + replay id, 1 writer", 1, true),
-            ("store artifact + replay id, 32 writers", 32, true),
-            ("replay insert only, 1 writer", 1, false),
-            ("replay insert only, 32 writers", 32, false),
+        for (name, s, writers, with_message) in [
+            ("store artifact + replay id, 1 writer", &store, 1, true),
+            ("store artifact + replay id, 32 writers", &store, 32, true),
+            ("  the same, a commit per call", &alone, 32, true),
+            ("replay insert only, 1 writer", &store, 1, false),
+            ("replay insert only, 32 writers", &store, 32, false),
         ] {
-            let tag = format!("{writers}{with_message}");
-            let (rate, n) = run_inserts(&store, writers, dur, max, &tag, with_message).await;
+            let tag = format!("{}{writers}{with_message}", results.len());
+            let (rate, n) = run_inserts(s, writers, dur, max, &tag, with_message).await;
             results.push((name.to_owned(), rate, n));
         }
         let q = MessageQuery {

@@ -16,6 +16,12 @@ pub enum PgStoreError {
     /// A database operation failed (connecting included).
     #[error("database: {0}")]
     Database(#[source] tokio_postgres::Error),
+    /// The commit of a group of concurrent
+    /// [`MessageStore::store`](btps_trust::MessageStore::store) calls got no answer from the
+    /// server (the connection was lost during `COMMIT`): the group may or may not be durable.
+    /// Reported (inside [`TrustError::Backend`]) to every call of the group.
+    #[error("group commit outcome unknown: {0}")]
+    CommitUnknown(String),
     /// The database holds a schema newer than this build knows.
     #[error("database schema version {found} is newer than this build's ({known})")]
     SchemaTooNew {

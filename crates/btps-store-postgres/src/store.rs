@@ -1,5 +1,6 @@
 //! [`PgStore`]: the connection pool and the store trait implementations.
 
+mod group;
 mod identity;
 mod message;
 mod replay;
@@ -20,15 +21,19 @@ use crate::{PgStoreConfig, PgStoreError, migrate};
 /// Any number of processes may open the same database: every atomic operation of the traits
 /// is one statement or one transaction, and commits are durable (`synchronous_commit`, the
 /// server's default) before a method returns. Concurrent commits share WAL flushes (group
-/// commit in the server).
+/// commit in the server), and concurrent [`MessageStore::store`] calls of one `PgStore`
+/// (and its clones) are committed in groups, one transaction per group
+/// ([`PgStoreConfig::writers`]).
 ///
 /// [`TrustStore`]: btps_trust::TrustStore
 /// [`IdentityStore`]: btps_trust::IdentityStore
 /// [`ReplayStore`]: btps_trust::ReplayStore
 /// [`MessageStore`]: btps_trust::MessageStore
+/// [`MessageStore::store`]: btps_trust::MessageStore::store
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: Pool,
+    group: group::GroupCommit,
     config: PgStoreConfig,
     schema_version: i32,
 }
@@ -36,7 +41,11 @@ pub struct PgStore {
 impl PgStore {
     /// Connects, applies the embedded migrations the database lacks (see
     /// [`MIGRATIONS`](crate::MIGRATIONS)) and returns the store. Must run inside a tokio
-    /// runtime.
+    /// runtime; the group-commit writers run as tasks on it and end when the last clone of
+    /// the store is dropped (a store used after that runtime is gone commits every `store`
+    /// call on its own).
+    ///
+    /// Needs PostgreSQL 12 or newer (the store calls' connections set `plan_cache_mode`).
     ///
     /// # Errors
     ///
@@ -53,20 +62,26 @@ impl PgStore {
             let _ = task.await;
             v?
         };
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| PgStoreError::Pool(e.to_string()))?;
+        let pool = build_pool(pg.clone(), config.pool_size)?;
+        // The store calls have connections of their own, on which the statements of group
+        // commit always run with their generic plans (see `group`): planned once per
+        // connection, never again per call.
+        let mut store_pg = pg;
+        let options = match store_pg.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} -c plan_cache_mode=force_generic_plan"),
+            _ => "-c plan_cache_mode=force_generic_plan".to_owned(),
+        };
+        store_pg.options(&options);
+        let store_connections = if config.writers == 0 {
+            config.pool_size
+        } else {
+            config.writers
+        };
+        let store_pool = build_pool(store_pg, store_connections)?;
+        let group = group::GroupCommit::start(store_pool, config.writers, config.max_batch);
         Ok(Self {
             pool,
+            group,
             config: config.clone(),
             schema_version,
         })
@@ -82,10 +97,11 @@ impl PgStore {
         self.schema_version
     }
 
-    /// Closes the pool: idle connections are closed, later calls fail with
+    /// Closes the pools: idle connections are closed, later calls fail with
     /// [`TrustError::Backend`].
     pub fn close(&self) {
         self.pool.close();
+        self.group.close();
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -94,6 +110,22 @@ impl PgStore {
 }
 
 // ---- helpers --------------------------------------------------------------------------------
+
+/// A pool of at most `size` (at least 1) connections made with `pg`.
+fn build_pool(pg: tokio_postgres::Config, size: usize) -> Result<Pool, PgStoreError> {
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| PgStoreError::Pool(e.to_string()))
+}
 
 /// Runs a cached prepared statement and returns its rows.
 async fn query<C: GenericClient>(

@@ -3,14 +3,13 @@
 use async_trait::async_trait;
 use btps_trust::{
     DeliveryOutcome, DeliveryState, DeliveryStatus, Mailbox, MessagePage, MessageQuery,
-    MessageStore, NewMessage, ReplayEntry, ReplayOutcome, Result, StoreOutcome, StoredMessage,
-    TrustError,
+    MessageStore, NewMessage, ReplayEntry, Result, StoreOutcome, StoredMessage, TrustError,
 };
 use btps_types::UnixMillis;
 use btps_types::json::Object;
 use tokio_postgres::Row;
 
-use super::{PgStore, execute, json_text, limit_plus_one, parse_object, query, replay};
+use super::{PgStore, execute, group, json_text, limit_plus_one, parse_object, query};
 use crate::error::backend;
 
 const COLUMNS: &str = "owner, mailbox, id, seq, stored_at, artifact, seen_at, delivery_status, \
@@ -111,74 +110,6 @@ async fn move_messages(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
-impl PgStore {
-    async fn store_once(
-        &self,
-        m: &NewMessage,
-        replay_entry: Option<&ReplayEntry>,
-        now: UnixMillis,
-    ) -> Result<Option<StoreOutcome>> {
-        let owner = m.owner.to_lowercase();
-        let text = json_text(&m.artifact);
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        if let Some(e) = replay_entry {
-            let out = match replay::insert(&tx, e, now).await? {
-                ReplayOutcome::Inserted => None,
-                ReplayOutcome::SameSignature => Some(StoreOutcome::AlreadyAccepted),
-                ReplayOutcome::DifferentSignature => Some(StoreOutcome::Duplicate),
-            };
-            if out.is_some() {
-                tx.rollback().await.map_err(backend)?;
-                return Ok(out);
-            }
-        }
-        let outbox = m.mailbox == Mailbox::Outbox;
-        let inserted = execute(
-            &tx,
-            "INSERT INTO btps_message (owner, mailbox, id, seq, stored_at, artifact, digest, \
-             delivery_status, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, nextval('btps_message_seq'), $4, $5, \
-             sha256(convert_to($5, 'UTF8')), \
-             $6, $7, $8) \
-             ON CONFLICT (owner, mailbox, id) DO NOTHING",
-            &[
-                &owner,
-                &m.mailbox.as_str(),
-                &m.id,
-                &m.stored_at.as_millis(),
-                &text,
-                &outbox.then_some(DeliveryStatus::Pending.as_str()),
-                &outbox.then_some(0i32),
-                &outbox.then_some(m.stored_at.as_millis()),
-            ],
-        )
-        .await?;
-        if inserted == 1 {
-            tx.commit().await.map_err(backend)?;
-            return Ok(Some(StoreOutcome::Stored));
-        }
-        // The (owner, mailbox, id) key is taken: same artifact or another one. Nothing is
-        // stored (the replay entry is rolled back).
-        let rows = query(
-            &tx,
-            "SELECT digest = sha256(convert_to($4, 'UTF8')) FROM btps_message \
-             WHERE owner = $1 AND mailbox = $2 AND id = $3",
-            &[&owner, &m.mailbox.as_str(), &m.id, &text],
-        )
-        .await?;
-        tx.rollback().await.map_err(backend)?;
-        // No row: deleted meanwhile; the caller tries again.
-        Ok(rows.first().map(|r| {
-            if r.get::<_, bool>(0) {
-                StoreOutcome::AlreadyAccepted
-            } else {
-                StoreOutcome::Duplicate
-            }
-        }))
-    }
-}
-
 #[async_trait]
 impl MessageStore for PgStore {
     async fn store(
@@ -187,11 +118,10 @@ impl MessageStore for PgStore {
         replay: Option<&ReplayEntry>,
         now: UnixMillis,
     ) -> Result<StoreOutcome> {
-        loop {
-            if let Some(out) = self.store_once(message, replay, now).await? {
-                return Ok(out);
-            }
-        }
+        // Queued to a group-commit writer (see `group`).
+        self.group
+            .store(group::Job::new(message, replay, now))
+            .await
     }
 
     async fn get_message(

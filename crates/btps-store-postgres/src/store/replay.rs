@@ -13,7 +13,7 @@ use super::{PgStore, execute, query};
 /// key is absent or expired; a concurrent inserter of the same key waits for the first one's
 /// transaction and then sees its row, so exactly one caller gets
 /// [`ReplayOutcome::Inserted`]. Otherwise the stored signature is read back and compared.
-pub(super) async fn insert<C: GenericClient>(
+async fn insert<C: GenericClient>(
     c: &C,
     e: &ReplayEntry,
     now: UnixMillis,

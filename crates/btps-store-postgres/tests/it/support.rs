@@ -11,8 +11,8 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use btps_store_postgres::{PgStore, PgStoreConfig};
 use btps_trust::conformance::Factory;
@@ -167,26 +167,109 @@ fn start_cluster() -> Result<String, String> {
     Err(last)
 }
 
-/// A new, empty database on the test server; returns its URL.
-pub(crate) async fn fresh_database() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let admin = server_url();
-    let name = format!(
-        "btps_test_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
+/// Whether the tests use a server of the environment (`BTPS_TEST_DATABASE_URL`) rather than
+/// a throwaway cluster of their own.
+fn external_server() -> bool {
+    std::env::var("BTPS_TEST_DATABASE_URL").is_ok_and(|u| !u.is_empty())
+}
+
+/// The databases one test makes on the test server. On a server of the environment
+/// (`BTPS_TEST_DATABASE_URL`) they are dropped when the scope is dropped, so keep it alive
+/// as long as the test uses them; a throwaway cluster is removed as a whole anyway.
+#[derive(Debug, Default)]
+pub(crate) struct Scope {
+    names: Mutex<Vec<String>>,
+}
+
+impl Scope {
+    /// A new, empty database on the test server; returns its URL.
+    pub(crate) async fn fresh(&self) -> String {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let admin = server_url();
+        let name = format!(
+            "btps_test_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the test server {admin}: {e}"));
+        let task = tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        drop(client);
+        let _ = task.await;
+        self.names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(name.clone());
+        url_with_db(admin, &name)
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        let names = std::mem::take(self.names.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() || !external_server() {
+            return;
+        }
+        let admin = server_url().to_owned();
+        // On a thread of its own: a scope is often dropped inside a runtime, which must not
+        // block.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(drop_databases(&admin, &names))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("test databases not dropped: {e}"),
+            Err(_) => eprintln!("test databases not dropped: the dropping thread panicked"),
+        }
+    }
+}
+
+/// Drops `names` on the server at `admin`, ending sessions still connected to them. A few at
+/// a time, on connections of their own: the server's checkpoints for concurrent drops are
+/// shared.
+async fn drop_databases(admin: &str, names: &[String]) -> Result<(), String> {
+    for chunk in names.chunks(8) {
+        let mut drops = tokio::task::JoinSet::new();
+        for name in chunk {
+            let (admin, name) = (admin.to_owned(), name.clone());
+            drops.spawn(async move { drop_database(&admin, &name).await });
+        }
+        for dropped in drops.join_all().await {
+            dropped?;
+        }
+    }
+    Ok(())
+}
+
+async fn drop_database(admin: &str, name: &str) -> Result<(), String> {
     let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|e| panic!("connect to the test server {admin}: {e}"));
+        .map_err(|e| e.to_string())?;
     let task = tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+    // `WITH (FORCE)` needs PostgreSQL 13; older servers get the plain form.
+    let forced = client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
+    let dropped = match forced {
+        Ok(()) => Ok(()),
+        Err(_) => client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .map_err(|e| format!("DROP DATABASE {name}: {e}")),
+    };
     drop(client);
     let _ = task.await;
-    url_with_db(admin, &name)
+    dropped
 }
 
 /// `admin` with its database name replaced by `db` (a URL, or `key=value` pairs).
@@ -201,15 +284,31 @@ fn url_with_db(admin: &str, db: &str) -> String {
 }
 
 /// The conformance factory: a new database per store, reopen = a new pool on the same one.
-pub(crate) struct Databases;
+#[derive(Debug)]
+pub(crate) struct Databases {
+    scope: Scope,
+    /// [`PgStoreConfig::writers`] of the stores.
+    writers: usize,
+}
+
+impl Databases {
+    /// Stores with this many group-commit writers.
+    pub(crate) fn with_writers(writers: usize) -> Self {
+        Self {
+            scope: Scope::default(),
+            writers,
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Factory<PgStore> for Databases {
     async fn fresh(&self) -> PgStore {
-        let url = fresh_database().await;
-        PgStore::connect(&PgStoreConfig::new(url).with_pool_size(8))
-            .await
-            .expect("open the store")
+        let url = self.scope.fresh().await;
+        let config = PgStoreConfig::new(url)
+            .with_pool_size(8)
+            .with_writers(self.writers);
+        PgStore::connect(&config).await.expect("open the store")
     }
 
     async fn reopen(&self, store: PgStore) -> Option<PgStore> {
