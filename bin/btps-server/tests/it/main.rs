@@ -5,5 +5,13 @@ mod admin;
 mod crash;
 mod embedded;
 mod observability;
+#[path = "../../../../crates/btps-store-postgres/tests/it/support.rs"]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the PostgreSQL test cluster of btps-store-postgres"
+)]
+mod pg;
+mod postgres;
 mod signals;
 mod support;

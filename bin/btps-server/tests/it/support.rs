@@ -270,7 +270,7 @@ impl DataDir {
 
 /// Rewrites the `key = value` lines of `<data>/config.toml` for which `edit(section, key)`
 /// returns a replacement (`section` is empty before the first table header).
-fn edit_config(data: &Path, mut edit: impl FnMut(&str, &str) -> Option<String>) {
+pub(crate) fn edit_config(data: &Path, mut edit: impl FnMut(&str, &str) -> Option<String>) {
     let file = data.join("config.toml");
     let mut section = String::new();
     let mut out = String::new();
