@@ -31,7 +31,7 @@ async fn two_instances_share_one_database() {
             "mixed",
         ]);
     });
-    let mut server_b = tokio::task::block_in_place(|| b.start());
+    let server_b = tokio::task::block_in_place(|| b.start());
 
     let key = billing_key();
     let doc = invoice();
@@ -61,7 +61,7 @@ async fn two_instances_share_one_database() {
         }
         // Killed hard and restarted: everything acknowledged is still known.
         server_a.kill();
-        let mut restarted = a.start();
+        let restarted = a.start();
         let mut c = restarted.connect();
         for line in &lines {
             assert_eq!(c.request(line).message(), "already accepted");
