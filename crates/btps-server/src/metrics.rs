@@ -86,9 +86,9 @@ impl Metrics {
             .sum()
     }
 
-    /// The Prometheus text exposition of these metrics followed by `gauges` (name, help,
-    /// value).
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The Prometheus text exposition of these metrics followed by further `gauges` and
+    /// counters (`totals`; name, help, value) kept elsewhere (transport, DNS cache).
+    pub fn render(&self, gauges: &[(&str, &str, f64)], totals: &[(&str, &str, f64)]) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP btps_requests_total Requests by kind and outcome.\n");
         out.push_str("# TYPE btps_requests_total counter\n");
@@ -126,6 +126,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
+        for (name, help, v) in totals {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -144,11 +150,17 @@ mod tests {
         m.count("BTPS_DOC", "ok");
         m.count("BTPS_DOC", "BTP_ERROR_SIG_VERIFICATION");
         m.artifact_latency.observe(Duration::from_micros(300));
-        let text = m.render(&[("btps_open_connections", "Open connections.", 3.0)]);
+        let text = m.render(
+            &[("btps_open_connections", "Open connections.", 3.0)],
+            &[("btps_connections_accepted_total", "Accepted.", 9.0)],
+        );
         assert!(text.contains("btps_requests_total{kind=\"BTPS_DOC\",outcome=\"ok\"} 2"));
         assert!(text.contains("btps_request_seconds_bucket{class=\"artifact\",le=\"0.0005\"} 1"));
         assert!(text.contains("btps_request_seconds_count{class=\"artifact\"} 1"));
         assert!(text.contains("btps_open_connections 3"));
+        assert!(text.contains(
+            "# TYPE btps_connections_accepted_total counter\nbtps_connections_accepted_total 9"
+        ));
         assert_eq!(m.get("BTPS_DOC", "ok"), 2);
     }
 }

@@ -169,27 +169,34 @@ impl Probe for ServerProbe {
                 t.open_connections as f64,
             ),
             (
-                "btps_connections_accepted",
-                "Connections accepted since start.",
-                t.accepted as f64,
-            ),
-            (
-                "btps_connections_rejected",
-                "Connections refused by limits.",
-                t.rejected as f64,
-            ),
-            ("btps_dns_cache_hits", "DNS cache hits.", dns.hits as f64),
-            (
-                "btps_dns_cache_misses",
-                "DNS cache misses.",
-                dns.misses as f64,
-            ),
-            (
                 "btps_dns_cache_entries",
                 "DNS cache entries.",
                 dns.entries as f64,
             ),
         ];
-        self.pipeline.metrics().render(&gauges)
+        #[allow(clippy::cast_precision_loss, reason = "metrics")]
+        let counters = [
+            (
+                "btps_connections_accepted_total",
+                "Connections accepted since start.",
+                t.accepted as f64,
+            ),
+            (
+                "btps_connections_rejected_total",
+                "Connections refused by limits.",
+                t.rejected as f64,
+            ),
+            (
+                "btps_dns_cache_hits_total",
+                "DNS cache hits.",
+                dns.hits as f64,
+            ),
+            (
+                "btps_dns_cache_misses_total",
+                "DNS cache misses.",
+                dns.misses as f64,
+            ),
+        ];
+        self.pipeline.metrics().render(&gauges, &counters)
     }
 }

@@ -94,7 +94,10 @@ fn health_readiness_and_metrics() {
         "{metrics}"
     );
     assert_eq!(sample(&metrics, "btps_open_connections"), Some(1.0));
-    assert_eq!(sample(&metrics, "btps_connections_accepted"), Some(1.0));
+    assert_eq!(
+        sample(&metrics, "btps_connections_accepted_total"),
+        Some(1.0)
+    );
     assert_eq!(sample(&metrics, "btps_rate_limited_total"), Some(0.0));
 
     // Not GET: refused; a request head without an end is cut off at 8 KiB.
