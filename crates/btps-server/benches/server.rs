@@ -562,7 +562,7 @@ impl ArtifactSpec {
 
     /// One signed `BTPS_DOC` line with a fresh id, `issuedAt` = now.
     fn sign(&self) -> Result<(Box<[u8]>, Box<str>)> {
-        let id = btps_server::reply::uuid_v4(&SystemRandom)?;
+        let id = btps_trust::generate_uuid_v4(&SystemRandom)?;
         let now = UnixMillis::from_system_time(SystemTime::now()).ok_or("clock before 1970")?;
         let mut a = Object::with_capacity(10)
             .with("version", "1.0.0")

@@ -32,7 +32,7 @@ use crate::error::{Result, ServerError};
 use crate::handler::{Handled, LineHandler, Peer, TransportEvent};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::reply::{Reply, ReplySigner, SignedLayout, encode_line, uuid_v4};
+use crate::reply::{Reply, ReplySigner, SignedLayout, encode_line};
 
 /// The stores the pipeline works on, one per concern (a backend may implement them all).
 #[derive(Clone)]
@@ -394,8 +394,8 @@ impl Pipeline {
     /// Serializes an outcome's reply (signing it when asked) into one line.
     pub fn encode(&self, outcome: &Outcome) -> Vec<u8> {
         let now = self.now();
-        let id =
-            uuid_v4(&self.rng).unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".into());
+        let id = btps_trust::generate_uuid_v4(&self.rng)
+            .unwrap_or_else(|_| "00000000-0000-4000-8000-000000000000".into());
         match (outcome.signed, self.signer_for(outcome.sign_for.as_deref())) {
             (Some(layout), Some(signer)) => match signer.sign(&outcome.reply, layout, &id, now) {
                 Ok(obj) => encode_line(&btps_types::json::Value::Object(obj)),
@@ -470,8 +470,21 @@ impl Pipeline {
             .max(now.saturating_add_millis(2 * w))
     }
 
-    fn replay_entry(&self, key: &ReplayKey<'_>, signature: &str, t: UnixMillis) -> ReplayEntry {
-        ReplayEntry::from_key(key, signature, self.replay_expiry(t, self.now()))
+    fn replay_entry(
+        &self,
+        key: &ReplayKey<'_>,
+        signature: &str,
+        t: UnixMillis,
+        now: UnixMillis,
+    ) -> ReplayEntry {
+        ReplayEntry::from_key(key, signature, self.replay_expiry(t, now))
+    }
+
+    /// Counts an exact re-send answered `already accepted`.
+    fn count_already_accepted(&self) {
+        self.metrics
+            .already_accepted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -1,7 +1,7 @@
 //! The response envelope (PROTOCOL.md §2.5): one per request, unsigned by default, signed
 //! for identity lookups and optionally for documents.
 
-use btps_crypto::{KeyPair, Randomness, sign_in_place};
+use btps_crypto::{KeyPair, sign_in_place};
 use btps_types::json::{Object, Value, write_value};
 use btps_types::{ErrorCode, UnixMillis, signing};
 
@@ -181,27 +181,6 @@ impl ReplySigner {
     }
 }
 
-/// A fresh UUIDv4 text for reply ids.
-///
-/// # Errors
-///
-/// The randomness source failed.
-pub fn uuid_v4(rng: &dyn Randomness) -> btps_crypto::Result<String> {
-    let mut b = [0u8; 16];
-    rng.fill(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-    }
-    Ok(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,13 +202,5 @@ mod tests {
         let line = r.to_line("x", UnixMillis::EPOCH);
         assert!(line.ends_with(b"}\n"));
         assert!(!String::from_utf8(line).unwrap().contains("reqId"));
-    }
-
-    #[test]
-    fn uuid_shape() {
-        let id = uuid_v4(&btps_crypto::SystemRandom).unwrap();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
     }
 }

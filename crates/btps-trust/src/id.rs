@@ -194,13 +194,22 @@ pub fn generate_refresh_token(rng: &dyn Randomness) -> Result<String> {
 /// assert_eq!(&id[8 + 14..8 + 15], "4");
 /// ```
 pub fn generate_agent_id(rng: &dyn Randomness) -> Result<String> {
+    Ok(format!("btps_ag_{}", generate_uuid_v4(rng)?))
+}
+
+/// A fresh random UUIDv4 in its lower-case text form (artifact, reply and draft ids).
+///
+/// # Errors
+///
+/// [`TrustError::Randomness`] when the source fails.
+pub fn generate_uuid_v4(rng: &dyn Randomness) -> Result<String> {
     let mut b = [0u8; 16];
     rng.fill(&mut b).map_err(|_| TrustError::Randomness)?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b);
     Ok(format!(
-        "btps_ag_{}-{}-{}-{}-{}",
+        "{}-{}-{}-{}-{}",
         &h[0..8],
         &h[8..12],
         &h[12..16],
@@ -242,6 +251,15 @@ mod tests {
         assert_eq!(TokenHash::from_hex("zz"), None);
         assert_eq!(TokenHash::from_hex(&"g".repeat(64)), None);
         assert_ne!(TokenHash::of("a"), TokenHash::of("A"));
+    }
+
+    #[test]
+    fn uuid_shape() {
+        let id = generate_uuid_v4(&btps_crypto::SystemRandom).unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(id, generate_uuid_v4(&btps_crypto::SystemRandom).unwrap());
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub use handshake::{
 };
 pub use id::{
     AUTH_TOKEN_ALPHABET, AUTH_TOKEN_LEN, TokenHash, compute_id, generate_agent_id,
-    generate_auth_token, generate_refresh_token, trust_id,
+    generate_auth_token, generate_refresh_token, generate_uuid_v4, trust_id,
 };
 pub use identity::{IdentityKey, IdentityRecord};
 pub use record::{KeyHistoryEntry, TrustRecord, TrustStatus};

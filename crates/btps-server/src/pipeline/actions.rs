@@ -10,7 +10,7 @@ use btps_types::{ErrorCode, Identity, UnixMillis};
 
 use super::Pipeline;
 use crate::error::{Result, ServerError};
-use crate::reply::{Reply, VERSION, uuid_v4};
+use crate::reply::{Reply, VERSION};
 
 fn ids<'a>(ids: &'a Ids<'_>) -> Vec<&'a str> {
     ids.ids.iter().filter_map(Value::as_str).collect()
@@ -137,7 +137,7 @@ impl Pipeline {
         let AgentDocument::Create(create) = &a.document else {
             return Err(validation());
         };
-        let id = uuid_v4(&self.rng)?;
+        let id = btps_trust::generate_uuid_v4(&self.rng)?;
         let draft = Object::with_capacity(6)
             .with("version", VERSION)
             .with("type", create.kind.as_str())

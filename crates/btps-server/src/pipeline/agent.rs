@@ -80,14 +80,14 @@ impl Pipeline {
         }
 
         // (9) Replay, (10) the action.
-        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms);
+        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms, now);
         if let AgentDocument::Send(envelope) = &a.document {
             return self.enqueue(a.action, envelope, owner, &replay, now).await;
         }
         match self.stores.replay.insert_replay(&replay, now).await? {
             ReplayOutcome::Inserted => {}
             ReplayOutcome::SameSignature => {
-                self.count_already_accepted_agent();
+                self.count_already_accepted();
                 return Ok(Reply::ok_with(None, ALREADY_ACCEPTED));
             }
             ReplayOutcome::DifferentSignature => {
@@ -104,12 +104,6 @@ impl Pipeline {
             "agent action"
         );
         self.immediate_action(a, owner, now).await
-    }
-
-    fn count_already_accepted_agent(&self) {
-        self.metrics
-            .already_accepted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Send-type actions: the envelope is stored durably in the owner's outbox (with the
@@ -131,7 +125,7 @@ impl Pipeline {
         {
             StoreOutcome::Stored => {}
             StoreOutcome::AlreadyAccepted => {
-                self.count_already_accepted_agent();
+                self.count_already_accepted();
                 return Ok(Reply::ok_with(None, ALREADY_ACCEPTED));
             }
             StoreOutcome::Duplicate => {

@@ -98,7 +98,7 @@ impl Pipeline {
         }
         self.require_hosted(&a.to).await?;
         self.auth_budget_left(&user, now)?;
-        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms);
+        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms, now);
         if self
             .stores
             .replay
@@ -197,7 +197,7 @@ impl Pipeline {
                 a.agent_id, record.status
             )));
         }
-        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms);
+        let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms, now);
         if self.stores.replay.insert_replay(&replay, now).await? != ReplayOutcome::Inserted {
             return Err(ServerError::refused(
                 ErrorCode::Duplicate,

@@ -73,7 +73,7 @@ impl Pipeline {
 
         // An exact re-send of an accepted artifact: answer as before (§10.2).
         let key = t.replay_key();
-        let scope_entry = self.replay_entry(&key, t.signature.value, reference);
+        let scope_entry = self.replay_entry(&key, t.signature.value, reference, now);
         if let Some(sig) = self
             .stores
             .replay
@@ -182,12 +182,6 @@ impl Pipeline {
         let refs = required_keys(artifact);
         let keys: ResolvedKeys = self.dns.resolve_keys(&refs).await;
         Ok(verify_artifact(artifact, &keys)?)
-    }
-
-    fn count_already_accepted(&self) {
-        self.metrics
-            .already_accepted
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// §7.4 step 2: the responder's record becomes `pending` with the verified key and the
