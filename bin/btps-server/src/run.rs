@@ -139,12 +139,12 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
             .with_context(|| format!("read the server key {}", key_path.display()))?,
     )
     .with_context(|| format!("{}", key_path.display()))?;
-    ensure_server_identity(&stores, &config, key.public_key()).await?;
     let signer = ReplySigner {
         identity: config.server_identity.clone(),
         selector: config.server_selector.clone(),
         key,
     };
+    ensure_server_identity(&stores, &signer).await?;
     let mut pipeline =
         Pipeline::new(stores, dns, PipelineOptions::from_config(&config)).with_signer(signer);
     pipeline = add_tenants(pipeline, &config).await?;
@@ -198,25 +198,23 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-/// The server identity is hosted (identity lookups answer for it) with its current key.
-async fn ensure_server_identity(
-    stores: &Stores,
-    config: &ServerConfig,
-    key: &btps_crypto::PublicKey,
-) -> Result<()> {
-    let identity: btps_types::Identity = config
-        .server_identity
+/// The signer's server identity is hosted (identity lookups answer for it) with its current
+/// key.
+async fn ensure_server_identity(stores: &Stores, signer: &ReplySigner) -> Result<()> {
+    let identity: btps_types::Identity = signer
+        .identity
         .parse()
-        .map_err(|e| anyhow::anyhow!("server_identity {:?}: {e}", config.server_identity))?;
+        .map_err(|e| anyhow::anyhow!("server identity {:?}: {e}", signer.identity))?;
+    let key = signer.key.public_key();
     let current = stores.identities.get_identity(identity.as_str()).await?;
     let up_to_date = current.as_ref().is_some_and(|r| {
-        r.key(&config.server_selector).is_some_and(|k| {
+        r.key(&signer.selector).is_some_and(|k| {
             btps_crypto::PublicKey::from_pem(&k.public_key)
                 .is_ok_and(|p| p.fingerprint() == key.fingerprint())
         })
     });
     if !up_to_date {
-        let k = btps_trust::IdentityKey::rsa(&config.server_selector, &key.to_pem(), now());
+        let k = btps_trust::IdentityKey::rsa(&signer.selector, &key.to_pem(), now());
         let record = match current {
             Some(mut r) => {
                 r.rotate_to(k);
@@ -271,20 +269,13 @@ async fn add_tenants(mut pipeline: Pipeline, config: &ServerConfig) -> Result<Pi
                 format!("read the key of {} ({})", tenant.domain, path.display())
             })?)
             .with_context(|| format!("{}", path.display()))?;
-        let tenant_config = ServerConfig {
-            server_identity: tenant.server_identity.clone(),
-            server_selector: tenant.server_selector.clone(),
-            ..ServerConfig::default()
+        let signer = ReplySigner {
+            identity: tenant.server_identity.clone(),
+            selector: tenant.server_selector.clone(),
+            key,
         };
-        ensure_server_identity(pipeline.stores(), &tenant_config, key.public_key()).await?;
-        pipeline = pipeline.with_tenant_signer(
-            &tenant.domain,
-            ReplySigner {
-                identity: tenant.server_identity.clone(),
-                selector: tenant.server_selector.clone(),
-                key,
-            },
-        );
+        ensure_server_identity(pipeline.stores(), &signer).await?;
+        pipeline = pipeline.with_tenant_signer(&tenant.domain, signer);
     }
     Ok(pipeline)
 }
