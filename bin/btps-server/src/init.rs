@@ -15,6 +15,19 @@ pub(crate) const DEFAULT_DOMAIN: &str = "local.test";
 /// The embedded default's server identity.
 pub(crate) const DEFAULT_IDENTITY: &str = "server$local.test";
 
+/// Options of `btps-server init` (the embedded default when serving without a configuration
+/// uses the defaults).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct InitArgs {
+    /// The hosted domain (default `local.test`); the server identity becomes
+    /// `server$<domain>`.
+    #[arg(long)]
+    pub(crate) domain: Option<String>,
+    /// The `[http]` listen address (default 127.0.0.1:9443).
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) http_listen: Option<std::net::SocketAddr>,
+}
+
 /// What [`ensure`] created.
 #[derive(Debug, Default)]
 pub(crate) struct InitReport {
@@ -46,8 +59,22 @@ pub(crate) fn config_path(cli: &Cli) -> PathBuf {
 /// `config.toml`, the server key, a static DNS table publishing it, and the directories the
 /// file stores and the self-signed certificate go to (the certificate itself is generated
 /// by the server on start).
-pub(crate) fn ensure(cli: &Cli) -> Result<InitReport> {
+pub(crate) fn ensure(cli: &Cli, args: &InitArgs) -> Result<InitReport> {
     let dir = cli.data_dir.clone();
+    let domain = args
+        .domain
+        .as_deref()
+        .unwrap_or(DEFAULT_DOMAIN)
+        .to_ascii_lowercase();
+    let server_identity: Identity = format!("server${domain}")
+        .parse()
+        .with_context(|| format!("{domain:?} is not a usable domain"))?;
+    let listen = cli
+        .listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 3443)));
+    let http = args
+        .http_listen
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 9443)));
     let mut report = InitReport {
         dir: dir.clone(),
         created: Vec::new(),
@@ -69,16 +96,16 @@ pub(crate) fn ensure(cli: &Cli) -> Result<InitReport> {
             key.public_key().to_pem().as_bytes(),
         )?;
         report.created.push(format!(
-            "keys/server-private.pem  RSA-2048 key of {DEFAULT_IDENTITY} (selector btps1)"
+            "keys/server-private.pem  RSA-2048 key of {server_identity} (selector btps1)"
         ));
         key
     };
     let dns_path = dir.join("dns.json");
     if !dns_path.exists() {
-        let identity: Identity = DEFAULT_IDENTITY.parse()?;
-        let record = btps_dns::identity_zone_record(&identity, "btps1", key.public_key(), 300)?;
+        let record =
+            btps_dns::identity_zone_record(&server_identity, "btps1", key.public_key(), 300)?;
         let table = serde_json::json!({
-            format!("_btps.host.{DEFAULT_DOMAIN}"): [format!("v=1.0.0;u=127.0.0.1:3443;s=btps1")],
+            format!("_btps.host.{domain}"): [format!("v=1.0.0;u={listen};s=btps1")],
             record.name: [record.text],
         });
         write(&dns_path, serde_json::to_string_pretty(&table)?.as_bytes())?;
@@ -86,13 +113,37 @@ pub(crate) fn ensure(cli: &Cli) -> Result<InitReport> {
             .created
             .push("dns.json                 static DNS table (host record and server key)".into());
     }
-    write(&config, DEFAULT_CONFIG.as_bytes())?;
+    let text = DEFAULT_CONFIG
+        .replace(
+            "listen = \"127.0.0.1:3443\"",
+            &format!("listen = \"{listen}\""),
+        )
+        .replace(
+            "listen = \"127.0.0.1:9443\"",
+            &format!("listen = \"{http}\""),
+        )
+        .replace(
+            &format!("domains = [\"{DEFAULT_DOMAIN}\"]"),
+            &format!("domains = [\"{domain}\"]"),
+        )
+        .replace(
+            &format!("server_identity = \"{DEFAULT_IDENTITY}\""),
+            &format!("server_identity = \"{server_identity}\""),
+        );
+    write(&config, text.as_bytes())?;
     report
         .created
         .push("config.toml              configuration (every option documented)".into());
+    // The self-signed certificate now, so that peers can be given it before the first start.
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    btps_server::ensure_self_signed(&dir.join("tls/cert.pem"), &dir.join("tls/key.pem"), &names)
+        .context("generate the self-signed TLS certificate")?;
     report.created.push(
-        "tls/, store/              self-signed certificate and file stores, made on start".into(),
+        "tls/cert.pem, tls/key.pem self-signed TLS certificate (localhost, 127.0.0.1)".into(),
     );
+    report
+        .created
+        .push("store/                   file stores, made on start".into());
     Ok(report)
 }
 

@@ -50,7 +50,7 @@ enum Command {
     /// Serve (the default).
     Serve,
     /// Create the data directory with the embedded default and exit.
-    Init,
+    Init(init::InitArgs),
     /// Hosted identities.
     #[command(subcommand)]
     Identity(admin::IdentityCmd),
@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match &cli.command {
             None | Some(Command::Serve) => run::serve(&cli).await,
-            Some(Command::Init) => init::ensure(&cli).map(|report| report.print()),
+            Some(Command::Init(args)) => init::ensure(&cli, args).map(|report| report.print()),
             Some(Command::Identity(cmd)) => admin::identity_cmd(&cli, cmd).await,
             Some(Command::Agent(cmd)) => admin::agent(&cli, cmd).await,
             Some(Command::Trust(cmd)) => admin::trust(&cli, cmd).await,

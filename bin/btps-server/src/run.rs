@@ -126,7 +126,7 @@ fn init_logging(config: &ServerConfig) {
 
 pub(crate) async fn serve(cli: &Cli) -> Result<()> {
     if cli.config.is_none() {
-        init::ensure(cli)?.print();
+        init::ensure(cli, &init::InitArgs::default())?.print();
     }
     let config = load_config(cli)?;
     init_logging(&config);

@@ -57,3 +57,70 @@ fn init_creates_a_working_data_directory() {
         config
     );
 }
+
+#[test]
+fn init_for_a_domain_writes_its_identity_addresses_records_and_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bin()
+        .arg("--data-dir")
+        .arg(&data)
+        .args([
+            "--listen",
+            "127.0.0.1:4443",
+            "init",
+            "--domain",
+            "Example.TEST",
+            "--http-listen",
+            "127.0.0.1:4080",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(data.join("config.toml")).unwrap();
+    let parsed = btps_server::ServerConfig::from_toml(&config).unwrap();
+    assert_eq!(parsed.domains, ["example.test"]);
+    assert_eq!(parsed.server_identity, "server$example.test");
+    assert_eq!(parsed.listen.to_string(), "127.0.0.1:4443");
+    assert_eq!(parsed.http.listen.unwrap().to_string(), "127.0.0.1:4080");
+
+    // The static table publishes the host record with the listen address and the server key.
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("dns.json")).unwrap()).unwrap();
+    assert_eq!(
+        table["_btps.host.example.test"][0],
+        "v=1.0.0;u=127.0.0.1:4443;s=btps1"
+    );
+    let key_record = table["btps1._btps.identity.server.example.test"][0]
+        .as_str()
+        .unwrap();
+    let key = btps_crypto::KeyPair::from_pem(
+        &std::fs::read_to_string(data.join("keys/server-private.pem")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        key_record.contains(&key.public_key().to_base64_spki()),
+        "{key_record}"
+    );
+
+    // The certificate exists before the first start, so peers can be given it.
+    let cert = std::fs::read_to_string(data.join("tls/cert.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+
+    // A second init changes nothing.
+    let again = bin()
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["init", "--domain", "other.test"])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(data.join("config.toml")).unwrap(),
+        config
+    );
+}
