@@ -193,7 +193,7 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
             .unwrap_or_default()
     );
     let server = Server::new(config, Arc::new(pipeline), tls);
-    server.run(listener, http, shutdown).await?;
+    server.run(listener, http, shutdown, None).await?;
     println!("btps-server: stopped");
     Ok(())
 }

@@ -1543,7 +1543,7 @@ fn smoke() -> Result<bool> {
         };
         let server = Server::new(config, Arc::new(pipeline), tls);
         let shutdown = Shutdown::new();
-        let serving = tokio::spawn(server.run(listener, None, shutdown.clone()));
+        let serving = tokio::spawn(server.run(listener, None, shutdown.clone(), None));
 
         let load = LoadSpec {
             connections: 2,

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     /// Agent tokens.
     pub tokens: TokenConfig,
+    /// Outbound delivery of the outboxes (§11.1).
+    pub delivery: DeliveryConfig,
     /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
     pub http: HttpConfig,
     /// Logging.
@@ -78,6 +80,7 @@ impl Default for ServerConfig {
             timeouts: Timeouts::default(),
             rate_limits: RateLimits::default(),
             tokens: TokenConfig::default(),
+            delivery: DeliveryConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
         }
@@ -380,6 +383,45 @@ impl Default for TokenConfig {
     }
 }
 
+/// Outbound delivery (§9.4, §11.1): the worker that delegates and delivers the artifacts
+/// agents queue in their outboxes.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Run the delivery worker (`true`; it also needs a transport from the embedding
+    /// program).
+    pub enabled: bool,
+    /// Attempts in flight at once (10).
+    pub concurrency: usize,
+    /// Waits after each failed attempt, in seconds (`[60, 120, 240, 480, 960]`: five
+    /// retries); when used up the failure is final.
+    pub retry_delays_secs: Vec<u64>,
+    /// No retry is scheduled later than this many seconds after the artifact was queued
+    /// (1 day).
+    pub lifetime_secs: u64,
+    /// How long a claimed entry is reserved for one attempt, in seconds (60); must exceed
+    /// `request_timeout_ms`.
+    pub lease_secs: u64,
+    /// Outbox poll interval in milliseconds (1000); queued artifacts also wake the worker.
+    pub poll_ms: u64,
+    /// The longest wait for the receiving server's reply, in milliseconds (5000).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 10,
+            retry_delays_secs: vec![60, 120, 240, 480, 960],
+            lifetime_secs: 24 * 3600,
+            lease_secs: 60,
+            poll_ms: 1000,
+            request_timeout_ms: 5000,
+        }
+    }
+}
+
 /// The observability listener.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -462,6 +504,13 @@ pub const ENV_KEYS: &[&str] = &[
     "tokens__auth_token_secs",
     "tokens__auth_token_len",
     "tokens__refresh_token_secs",
+    "delivery__enabled",
+    "delivery__concurrency",
+    "delivery__retry_delays_secs",
+    "delivery__lifetime_secs",
+    "delivery__lease_secs",
+    "delivery__poll_ms",
+    "delivery__request_timeout_ms",
     "http__listen",
     "log__format",
     "log__level",
@@ -509,6 +558,30 @@ mod tests {
         assert_eq!(c.log.format, "json");
         let bad = [("BTPS_LIMITS__MAX_IN_FLIGHT".to_owned(), "many".to_owned())];
         assert!(ServerConfig::from_toml_with_env("", bad).is_err());
+    }
+
+    #[test]
+    fn delivery_section_and_overrides() {
+        let c = ServerConfig::from_toml(
+            "[delivery]\nconcurrency = 4\nretry_delays_secs = [1, 2]\nlease_secs = 30\n",
+        )
+        .unwrap();
+        assert_eq!(c.delivery.concurrency, 4);
+        assert_eq!(c.delivery.retry_delays_secs, [1, 2]);
+        assert_eq!(c.delivery.lease_secs, 30);
+        assert!(c.delivery.enabled);
+        assert_eq!(c.delivery.request_timeout_ms, 5000);
+        let env = [
+            ("BTPS_DELIVERY__ENABLED", "false"),
+            ("BTPS_DELIVERY__RETRY_DELAYS_SECS", "[5, 10, 20]"),
+            ("BTPS_DELIVERY__POLL_MS", "250"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let c = ServerConfig::from_toml_with_env("", env).unwrap();
+        assert!(!c.delivery.enabled);
+        assert_eq!(c.delivery.retry_delays_secs, [5, 10, 20]);
+        assert_eq!(c.delivery.poll_ms, 250);
+        assert!(ServerConfig::from_toml("[delivery]\nretries = 3\n").is_err());
     }
 
     #[test]

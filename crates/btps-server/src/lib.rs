@@ -8,14 +8,18 @@
 //! * [`LineHandler`]: the seam between the transport (TLS, framing, limits) and the pipeline.
 //! * [`Transport`]: TLS, NDJSON framing, pipelining, limits, timeouts and graceful shutdown
 //!   around a [`LineHandler`] (§2.1–§2.4, §11).
+//! * [`DeliveryWorker`]: drains the outboxes — a fresh delegation per attempt, delivery
+//!   through the [`Deliver`] seam, [`classify`] and the retry schedule, `BTP_DELIVERY_FAILURE`
+//!   artifacts after a final failure (§3.3, §9.4, §11.1).
 //! * [`Server`]: the pipeline behind the transport, with the observability listener
-//!   ([`http`]: `/healthz`, `/readyz`, `/metrics`).
+//!   ([`http`]: `/healthz`, `/readyz`, `/metrics`) and the delivery worker.
 //! * [`Metrics`], [`DeliveryLog`], [`RateLimiter`], [`WallClock`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod clock;
 pub mod config;
+mod delivery;
 mod delivery_log;
 mod error;
 mod handler;
@@ -29,6 +33,10 @@ mod transport;
 
 pub use clock::{FixedClock, SystemWallClock, WallClock};
 pub use config::ServerConfig;
+pub use delivery::{
+    AttemptVerdict, Deliver, DeliverError, DeliveryOptions, DeliveryWorker, PeerReply, TickReport,
+    classify,
+};
 pub use delivery_log::DeliveryLog;
 pub use error::{Result, ServerError};
 pub use handler::{Handled, LineHandler, Peer, TransportEvent};

@@ -48,6 +48,9 @@ impl Histogram {
     }
 }
 
+/// Delivery attempt outcomes, the label values of `btps_delivery_attempts_total`.
+const DELIVERY_OUTCOMES: [&str; 5] = ["delivered", "retry", "failed", "cancelled", "error"];
+
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -62,6 +65,10 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Exact re-sends answered `already accepted`.
     pub already_accepted: AtomicU64,
+    /// Delivery attempts by outcome, in the order of `DELIVERY_OUTCOMES`.
+    deliveries: [AtomicU64; DELIVERY_OUTCOMES.len()],
+    /// Delivery attempts in flight (a gauge).
+    pub deliveries_in_flight: AtomicU64,
 }
 
 impl Metrics {
@@ -84,6 +91,23 @@ impl Metrics {
             .filter(|((k, o), _)| *k == kind && *o == outcome)
             .map(|(_, v)| *v)
             .sum()
+    }
+
+    /// Counts one delivery attempt with `outcome`: `delivered`, `retry`, `failed`,
+    /// `cancelled` (the entry was cancelled meanwhile) or `error` (a store failure); other
+    /// values are ignored.
+    pub fn count_delivery(&self, outcome: &str) {
+        if let Some(i) = DELIVERY_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.deliveries[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// How many delivery attempts ended with `outcome`.
+    pub fn deliveries(&self, outcome: &str) -> u64 {
+        DELIVERY_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .map_or(0, |i| self.deliveries[i].load(Ordering::Relaxed))
     }
 
     /// The Prometheus text exposition of these metrics followed by further `gauges` and
@@ -126,6 +150,22 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
+        out.push_str(
+            "# HELP btps_delivery_attempts_total Outbound delivery attempts by outcome.\n",
+        );
+        out.push_str("# TYPE btps_delivery_attempts_total counter\n");
+        for (outcome, v) in DELIVERY_OUTCOMES.iter().zip(&self.deliveries) {
+            let _ = writeln!(
+                out,
+                "btps_delivery_attempts_total{{outcome=\"{outcome}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP btps_delivery_in_flight Outbound delivery attempts in flight.\n# TYPE btps_delivery_in_flight gauge\nbtps_delivery_in_flight {}",
+            self.deliveries_in_flight.load(Ordering::Relaxed)
+        );
         for (name, help, v) in totals {
             let _ = writeln!(
                 out,
@@ -162,5 +202,23 @@ mod tests {
             "# TYPE btps_connections_accepted_total counter\nbtps_connections_accepted_total 9"
         ));
         assert_eq!(m.get("BTPS_DOC", "ok"), 2);
+    }
+
+    #[test]
+    fn renders_delivery_attempts() {
+        let m = Metrics::default();
+        m.count_delivery("delivered");
+        m.count_delivery("retry");
+        m.count_delivery("retry");
+        m.count_delivery("nonsense");
+        m.deliveries_in_flight.fetch_add(2, Ordering::Relaxed);
+        assert_eq!(m.deliveries("retry"), 2);
+        assert_eq!(m.deliveries("nonsense"), 0);
+        let text = m.render(&[], &[]);
+        assert!(text.contains("# TYPE btps_delivery_attempts_total counter\n"));
+        assert!(text.contains("btps_delivery_attempts_total{outcome=\"delivered\"} 1\n"));
+        assert!(text.contains("btps_delivery_attempts_total{outcome=\"retry\"} 2\n"));
+        assert!(text.contains("btps_delivery_attempts_total{outcome=\"failed\"} 0\n"));
+        assert!(text.contains("# TYPE btps_delivery_in_flight gauge\nbtps_delivery_in_flight 2\n"));
     }
 }

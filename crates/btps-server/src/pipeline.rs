@@ -24,6 +24,7 @@ use btps_trust::{IdentityStore, MessageStore, ReplayEntry, ReplayStore, TrustSto
 use btps_types::artifact::ReplayKey;
 use btps_types::json::{ParseLimits, parse};
 use btps_types::{Artifact, ErrorCode, Identity, UnixMillis, validate};
+use tokio::sync::Notify;
 
 use crate::clock::{SystemWallClock, WallClock};
 use crate::config::{RateLimits, ServerConfig, TokenConfig};
@@ -185,6 +186,7 @@ pub struct Pipeline {
     limits: Limiters,
     metrics: Arc<Metrics>,
     delivery_log: Option<DeliveryLog>,
+    outbox_wake: Arc<Notify>,
     rng: SystemRandom,
 }
 
@@ -210,6 +212,7 @@ impl Pipeline {
             opts,
             metrics: Arc::new(Metrics::default()),
             delivery_log: None,
+            outbox_wake: Arc::new(Notify::new()),
             rng: SystemRandom,
         }
     }
@@ -252,6 +255,30 @@ impl Pipeline {
                     .map(|(_, s)| s)
             })
             .or(self.signer.as_ref())
+    }
+
+    /// The delegator of artifacts that agents of `sender` queue (PROTOCOL.md §9.4, first
+    /// form): the service identity of the sender's domain — the tenant signer of that domain
+    /// ([`with_tenant_signer`](Self::with_tenant_signer)), else the default signer when its
+    /// identity is in that domain. `None` when no server identity shares the domain (a
+    /// receiver refuses a delegator of another domain, §9.3).
+    pub fn delegator_for(&self, sender: &Identity) -> Option<&ReplySigner> {
+        let in_domain = |s: &ReplySigner| {
+            s.identity
+                .parse::<Identity>()
+                .is_ok_and(|i| i.same_domain(sender))
+        };
+        self.tenant_signers
+            .iter()
+            .find(|(d, s)| d.eq_ignore_ascii_case(sender.domain()) && in_domain(s))
+            .map(|(_, s)| s)
+            .or_else(|| self.signer.as_ref().filter(|s| in_domain(s)))
+    }
+
+    /// Notified after an artifact is queued in an outbox, so that a delivery worker
+    /// ([`DeliveryWorker`](crate::DeliveryWorker)) sends it at once.
+    pub fn outbox_wake(&self) -> &Arc<Notify> {
+        &self.outbox_wake
     }
 
     /// Appends every accepted transporter artifact to `log` before acknowledging it.

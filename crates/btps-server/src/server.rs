@@ -1,4 +1,5 @@
-//! [`Server`]: the pipeline behind the TLS transport, plus the observability listener.
+//! [`Server`]: the pipeline behind the TLS transport, plus the observability listener and
+//! the outbound delivery worker.
 
 use std::sync::Arc;
 
@@ -6,6 +7,7 @@ use btps_types::Identity;
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
+use crate::delivery::{Deliver, DeliveryOptions, DeliveryWorker};
 use crate::error::{Result, ServerError};
 use crate::http::{Probe, serve_http};
 use crate::pipeline::Pipeline;
@@ -66,15 +68,42 @@ impl Server {
     /// Serves BTPS on `listener` (and the observability endpoints on `http`) until
     /// `shutdown` is triggered; returns when in-flight requests are drained.
     ///
+    /// With `deliver` (and `[delivery] enabled`), a [`DeliveryWorker`] sends the artifacts
+    /// agents queue in their outboxes through it; on shutdown it stops claiming entries and
+    /// lets the attempts in flight finish within the shutdown grace. Without, queued
+    /// artifacts stay in the outboxes.
+    ///
     /// # Errors
     ///
-    /// Invalid limits or timeouts.
+    /// Invalid limits, timeouts or delivery options.
     pub async fn run(
         self,
         listener: TcpListener,
         http: Option<TcpListener>,
         shutdown: Shutdown,
+        deliver: Option<Arc<dyn Deliver>>,
     ) -> Result<()> {
+        let delivery = match deliver {
+            Some(deliver) if self.config.delivery.enabled => {
+                let worker = DeliveryWorker::new(
+                    self.pipeline.clone(),
+                    deliver,
+                    DeliveryOptions::from_config(&self.config),
+                )?;
+                let stop = shutdown.clone();
+                Some(tokio::spawn(async move { worker.run(stop).await }))
+            }
+            Some(_) => {
+                tracing::info!("outbound delivery is disabled ([delivery] enabled = false)");
+                None
+            }
+            None => {
+                tracing::info!(
+                    "no outbound transport: queued artifacts stay in the outboxes until a server with one runs"
+                );
+                None
+            }
+        };
         if let Some(http) = http {
             let probe = Arc::new(ServerProbe {
                 pipeline: self.pipeline.clone(),
@@ -98,10 +127,18 @@ impl Server {
         };
         let result = self
             .transport
-            .serve(listener, shutdown)
+            .serve(listener, shutdown.clone())
             .await
             .map_err(|e| ServerError::Config(e.to_string()));
         maintenance.abort();
+        if let Some(worker) = delivery {
+            if shutdown.is_triggered() {
+                // The worker stops on the same signal, bounded by the grace.
+                let _ = worker.await;
+            } else {
+                worker.abort();
+            }
+        }
         result
     }
 }

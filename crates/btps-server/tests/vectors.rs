@@ -194,7 +194,20 @@ async fn check_accepted(
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("{id} not stored in {owner}'s {mailbox}"))?;
-        if stored.artifact != *artifact {
+        // Outbox entries carry the pending delegation {agentId, agentPubKey} (docs/server.md);
+        // otherwise the stored artifact is the received one.
+        let mut stored_artifact = stored.artifact.clone();
+        if mailbox == Mailbox::Outbox {
+            let pending = stored_artifact
+                .remove("delegation")
+                .ok_or("outbox entry without a pending delegation")?;
+            let pending = pending.as_object().ok_or("delegation is not an object")?;
+            let agent_id = line.get_str("agentId");
+            if pending.get_str("agentId") != agent_id || pending.get_str("agentPubKey").is_none() {
+                return Err(format!("pending delegation {pending:?}"));
+            }
+        }
+        if stored_artifact != *artifact {
             return Err("stored artifact differs from the received one".into());
         }
         let key = KeyPair::from_pem(

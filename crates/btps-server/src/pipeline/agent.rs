@@ -11,10 +11,12 @@ use btps_trust::{
 use btps_types::artifact::{
     Agent, AgentAction, AgentDocument, BusinessDocument, Transporter, TransporterDocument,
 };
+use btps_types::json::Object;
 use btps_types::{Artifact, ErrorCode, Identity, UnixMillis};
 
 use super::Pipeline;
 use super::transporter::ALREADY_ACCEPTED;
+use crate::delivery::pending_delegation;
 use crate::error::{Result, ServerError};
 use crate::handler::Peer;
 use crate::reply::Reply;
@@ -82,7 +84,14 @@ impl Pipeline {
         // (9) Replay, (10) the action.
         let replay = self.replay_entry(&a.replay_key(), a.signature.value, a.issued_at_ms, now);
         if let AgentDocument::Send(envelope) = &a.document {
-            return self.enqueue(a.action, envelope, owner, &replay, now).await;
+            let device = agent_key(record.as_ref())
+                .ok()
+                .and_then(|k| k.into_iter().next())
+                .ok_or_else(|| ServerError::refused(ErrorCode::SigVerification, "agent key"))?;
+            let pending = pending_delegation(a.agent_id, &device.to_pem_with_newline());
+            return self
+                .enqueue(a.action, envelope, owner, pending, &replay, now)
+                .await;
         }
         match self.stores.replay.insert_replay(&replay, now).await? {
             ReplayOutcome::Inserted => {}
@@ -107,16 +116,22 @@ impl Pipeline {
     }
 
     /// Send-type actions: the envelope is stored durably in the owner's outbox (with the
-    /// replay entry, in one step) before the reply; the delivery worker sends it.
+    /// replay entry, in one step) before the reply, with `pending` — the pending delegation
+    /// `{agentId, agentPubKey}` — appended as its `delegation` member (the device signature
+    /// does not cover it, §9.2); the delivery worker replaces it with a signed delegation at
+    /// each attempt and is woken at once.
     async fn enqueue(
         &self,
         action: AgentAction,
         envelope: &Transporter<'_>,
         owner: &Identity,
+        pending: Object,
         replay: &ReplayEntry,
         now: UnixMillis,
     ) -> Result<Reply> {
-        let message = NewMessage::new(owner.as_str(), Mailbox::Outbox, envelope.raw.clone(), now)?;
+        let mut artifact = envelope.raw.clone();
+        artifact.insert("delegation", pending);
+        let message = NewMessage::new(owner.as_str(), Mailbox::Outbox, artifact, now)?;
         match self
             .stores
             .messages
@@ -140,6 +155,7 @@ impl Pipeline {
             AgentAction::TrustRespond => self.local_decision(envelope, now).await?,
             _ => {}
         }
+        self.outbox_wake.notify_one();
         tracing::info!(id = envelope.id, from = %envelope.from, to = %envelope.to, kind = envelope.kind.as_str(), "queued for delivery");
         Ok(Reply::success(None))
     }

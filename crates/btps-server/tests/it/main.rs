@@ -3,6 +3,7 @@
 mod abuse;
 mod build;
 mod delegation;
+mod delivery;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod harness;
 mod pipeline;
