@@ -1,103 +1,152 @@
-//! The `btps` binary end to end: `btps dns resolve` against the vectors' DNS table and a
-//! nameserver that refuses, and `btps dns records` reproducing the vectors' records.
+//! The `btps` binary end to end: every test runs the built CLI in a temporary directory
+//! with its own configuration directory (`BTPS_CONFIG_DIR`), so no user profile is read.
 
+mod artifact;
+mod cli;
+mod dns;
+mod keygen;
+mod profile;
+
+use std::io::Write;
 use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use btps_crypto::PublicKey;
 
-fn vectors() -> PathBuf {
+/// The interoperability vectors, next to the repository.
+pub(crate) fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
 }
 
-fn btps(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_btps"))
-        .args(args)
-        .output()
-        .expect("btps runs")
+pub(crate) fn vector_path(rel: &str) -> String {
+    vectors().join(rel).to_string_lossy().into_owned()
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+pub(crate) fn dns_file() -> String {
+    vector_path("dns.json")
 }
 
-fn dns_file() -> String {
-    vectors().join("dns.json").to_string_lossy().into_owned()
+/// A vector case file, parsed.
+pub(crate) fn case(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(vectors().join(format!("cases/{name}.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
-fn fingerprint(key: &str) -> String {
+/// Every vector case, in index order.
+pub(crate) fn all_cases() -> Vec<serde_json::Value> {
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vectors().join("index.json")).unwrap())
+            .unwrap();
+    index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let file = vectors().join(e["file"].as_str().unwrap());
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// `expectRust` when present, else `expect`.
+pub(crate) fn expected(case: &serde_json::Value) -> &serde_json::Value {
+    case.get("expectRust").unwrap_or_else(|| &case["expect"])
+}
+
+pub(crate) fn fingerprint(key: &str) -> String {
     let pem = std::fs::read_to_string(vectors().join(format!("keys/{key}-public.pem"))).unwrap();
     PublicKey::from_pem(&pem).unwrap().fingerprint().to_owned()
 }
 
-#[test]
-fn resolve_prints_host_and_key() {
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "billing$vendorcorp.test",
-        "--dns-file",
-        &dns_file(),
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let text = stdout(&out);
-    assert!(text.contains("127.0.0.1:3443"), "{text}");
-    assert!(text.contains(&fingerprint("billing-btps1")), "{text}");
-    assert!(text.contains("rsa (2048 bits)"), "{text}");
-
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "billing$vendorcorp.test",
-        "--dns-file",
-        &dns_file(),
-        "--selector",
-        "btps2",
-        "--json",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["selector"], "btps2");
-    assert_eq!(json["selectorSource"], "argument");
-    assert_eq!(json["host"]["port"], 3443);
-    assert_eq!(json["key"]["ttl"], 300);
-    assert_eq!(
-        json["key"]["keys"][0]["fingerprint"],
-        fingerprint("billing-btps2").as_str()
-    );
+/// A temporary working directory with an empty configuration directory.
+pub(crate) struct Env {
+    dir: tempfile::TempDir,
 }
 
-#[test]
-fn not_found_exits_1() {
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "billing$vendorcorp.test",
-        "--dns-file",
-        &dns_file(),
-        "--selector",
-        "btps9",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["error"]["code"], "BTP_ERROR_RESOLVE_PUBKEY");
-    assert_eq!(json["error"]["temporary"], false);
+impl Env {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
 
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "nobody$nowhere.test",
-        "--dns-file",
-        &dns_file(),
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("BTP_ERROR_RESOLVE_DNS"));
+    /// The working directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `BTPS_CONFIG_DIR`.
+    pub(crate) fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// A file in the working directory.
+    pub(crate) fn file(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_btps"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("BTPS_CONFIG_DIR", self.config_dir())
+            .env_remove("BTPS_PROFILE");
+        cmd
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("btps runs")
+    }
+
+    /// Runs with `input` on standard input.
+    pub(crate) fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("btps runs");
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+/// Runs `btps` in a fresh [`Env`].
+pub(crate) fn btps(args: &[&str]) -> Output {
+    Env::new().run(args)
+}
+
+pub(crate) fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Standard output as JSON.
+pub(crate) fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(o)))
+}
+
+/// Asserts the exit code and that a failure printed exactly one `btps: ` line.
+#[track_caller]
+pub(crate) fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{o:?}");
+    if code != 0 {
+        let err = stderr(o);
+        assert_eq!(err.lines().count(), 1, "one error line: {err}");
+        assert!(err.starts_with("btps: "), "{err}");
+    }
 }
 
 /// A nameserver on 127.0.0.1 that answers REFUSED to every query.
-fn refusing_nameserver() -> String {
+pub(crate) fn refusing_nameserver() -> String {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -115,119 +164,26 @@ fn refusing_nameserver() -> String {
     addr.to_string()
 }
 
-#[test]
-fn temporary_failure_exits_2() {
-    let ns = refusing_nameserver();
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "billing$vendorcorp.test",
-        "--nameserver",
-        &ns,
-        "--timeout",
-        "1",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["error"]["code"], "BTP_ERROR_DNS_UNAVAILABLE");
-    assert_eq!(json["error"]["temporary"], true);
-}
-
-#[test]
-fn bad_arguments_exit_64() {
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "not-an-identity",
-        "--dns-file",
-        &dns_file(),
-    ]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-    let out = btps(&["dns", "resolve"]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-    let out = btps(&[
-        "dns",
-        "resolve",
-        "a$b.test",
-        "--dns-file",
-        "/nonexistent.json",
-    ]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-}
-
-/// Parses `name. ttl IN TXT "a" "b"` lines back into (name, joined text).
-fn parse_zone(text: &str) -> Vec<(String, String)> {
+/// Parses the `name. ttl IN TXT "a" "b"` lines of `text` into (name, ttl,
+/// character-strings); other lines are skipped.
+pub(crate) fn parse_zone(text: &str) -> Vec<(String, u32, Vec<String>)> {
     text.lines()
-        .filter(|l| !l.starts_with(';') && !l.is_empty())
+        .filter(|l| !l.starts_with(';') && l.contains(" IN TXT \""))
         .map(|l| {
-            let (name, rest) = l.split_once(' ').unwrap();
-            let quoted = &rest[rest.find('"').unwrap()..];
-            let joined: String = quoted.split("\" \"").map(|s| s.trim_matches('"')).collect();
-            (name.trim_end_matches('.').to_owned(), joined)
+            let mut fields = l.splitn(5, ' ');
+            let name = fields.next().unwrap().trim_end_matches('.').to_owned();
+            let ttl = fields.next().unwrap().parse().unwrap();
+            assert_eq!(fields.next(), Some("IN"), "{l}");
+            assert_eq!(fields.next(), Some("TXT"), "{l}");
+            let quoted = fields.next().unwrap();
+            let strings = quoted
+                .strip_prefix('"')
+                .and_then(|q| q.strip_suffix('"'))
+                .unwrap()
+                .split("\" \"")
+                .map(str::to_owned)
+                .collect();
+            (name, ttl, strings)
         })
         .collect()
-}
-
-#[test]
-fn records_reproduce_the_published_vectors() {
-    let key = vectors().join("keys/billing-btps1-public.pem");
-    let out = btps(&[
-        "dns",
-        "records",
-        "billing$vendorcorp.test",
-        "--public-key",
-        &key.to_string_lossy(),
-        "--selector",
-        "btps1",
-        "--host",
-        "127.0.0.1:3443",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    let text = stdout(&out);
-    // The 392-character key is split into 255-byte character-strings.
-    assert!(text.lines().any(|l| l.contains("\" \"")), "{text}");
-    for line in text.lines().filter(|l| !l.starts_with(';')) {
-        assert!(line.contains(" 300 IN TXT \""), "{line}");
-    }
-    let table: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(vectors().join("dns.json")).unwrap())
-            .unwrap();
-    let records = parse_zone(&text);
-    assert_eq!(records.len(), 2);
-    for (name, joined) in records {
-        assert_eq!(table[&name][0], joined.as_str(), "{name}");
-    }
-
-    // A private key file works too (its public half is published).
-    let private = vectors().join("keys/billing-btps1-private.pem");
-    let out = btps(&[
-        "dns",
-        "records",
-        "billing$vendorcorp.test",
-        "--public-key",
-        &private.to_string_lossy(),
-        "--selector",
-        "btps1",
-        "--host",
-        "127.0.0.1:3443",
-        "--ttl",
-        "60",
-    ]);
-    assert!(out.status.success(), "{out:?}");
-    assert!(stdout(&out).contains(&fingerprint("billing-btps1")));
-    assert!(stdout(&out).contains(" 60 IN TXT "));
-
-    let out = btps(&[
-        "dns",
-        "records",
-        "billing$vendorcorp.test",
-        "--public-key",
-        &key.to_string_lossy(),
-        "--selector",
-        "bad.selector",
-        "--host",
-        "h.example",
-    ]);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
 }

@@ -1,0 +1,369 @@
+//! What the tool prints and how it ends: exit codes ([`Exit`]), errors ([`CliError`]),
+//! standard output in human or JSON form ([`Output`]), and a `JSON.stringify(v, null, 2)`
+//! pretty-printer for the order-preserving JSON value ([`pretty`]).
+//!
+//! Conventions, the same for every command:
+//!
+//! * results go to standard output: text by default, one JSON document with `--json`;
+//! * an error is one line `btps: <message>` on standard error (with ` (BTP_ERROR_…)` when a
+//!   protocol error code applies); with `--json` standard output also gets
+//!   `{"error": {"code", "status", "temporary", "message"}}` unless the command already
+//!   printed a report that carries it;
+//! * the exit code says what kind of failure it was ([`Exit`]).
+
+use std::fmt;
+use std::io::{self, Write};
+
+use btps_dns::DnsError;
+use btps_types::ErrorCode;
+use btps_types::json::{Object, Value, is_array_index, write_value};
+
+/// How the process ends. The numbers are part of the interface (documented in
+/// `btps --help` and the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// 0: success.
+    Ok,
+    /// 1: not found, unusable, or verification failed: a permanent answer.
+    Failed,
+    /// 2: temporary failure (DNS or server unavailable, timeout): retry later.
+    Temporary,
+    /// 3: the server refused the request with a permanent error reply (network commands).
+    #[allow(
+        dead_code,
+        reason = "produced by the network commands (send, trust, agent), which use btps-client"
+    )]
+    Refused,
+    /// 64: bad arguments or unreadable input (EX_USAGE).
+    Usage,
+    /// 74: an output file could not be written (EX_IOERR).
+    CantWrite,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub(crate) const fn code(self) -> u8 {
+        match self {
+            Self::Ok => 0,
+            Self::Failed => 1,
+            Self::Temporary => 2,
+            Self::Refused => 3,
+            Self::Usage => 64,
+            Self::CantWrite => 74,
+        }
+    }
+
+    /// The exit for a protocol error code: retryable codes (PROTOCOL.md §2.6: 408, 429,
+    /// 500, 503) are temporary, every other one a permanent failure.
+    pub(crate) const fn for_code(code: ErrorCode) -> Self {
+        if code.is_retryable() {
+            Self::Temporary
+        } else {
+            Self::Failed
+        }
+    }
+
+    /// The exit for an error reply of a server: retryable codes are temporary, the others
+    /// a refusal.
+    #[allow(
+        dead_code,
+        reason = "used by the network commands (send, trust, agent), which use btps-client"
+    )]
+    pub(crate) const fn for_reply(code: ErrorCode) -> Self {
+        if code.is_retryable() {
+            Self::Temporary
+        } else {
+            Self::Refused
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        Self::from(exit.code())
+    }
+}
+
+/// A failure of a command: how to exit, what to say, and the protocol error code if one
+/// applies.
+#[derive(Clone, Debug)]
+pub(crate) struct CliError {
+    /// The exit code.
+    pub(crate) exit: Exit,
+    /// One line, without the `btps: ` prefix.
+    pub(crate) message: String,
+    /// The BTP error code, when the failure is a protocol verdict.
+    pub(crate) code: Option<ErrorCode>,
+    /// Whether the command already printed a JSON report holding this error.
+    pub(crate) reported: bool,
+}
+
+impl CliError {
+    fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: one_line(message.into()),
+            code: None,
+            reported: false,
+        }
+    }
+
+    /// Bad arguments or unreadable input (64).
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(Exit::Usage, message)
+    }
+
+    /// A permanent failure (1).
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failed, message)
+    }
+
+    /// An output file that could not be written (74).
+    pub(crate) fn cant_write(message: impl Into<String>) -> Self {
+        Self::new(Exit::CantWrite, message)
+    }
+
+    /// A protocol verdict: exit 1, or 2 for retryable codes.
+    pub(crate) fn protocol(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code: Some(code),
+            ..Self::new(Exit::for_code(code), message)
+        }
+    }
+
+    /// Marks the error as already printed inside a JSON report.
+    pub(crate) fn reported(mut self) -> Self {
+        self.reported = true;
+        self
+    }
+
+    /// Whether retrying later may help.
+    pub(crate) fn is_temporary(&self) -> bool {
+        self.exit == Exit::Temporary
+    }
+
+    /// `{"error": {"code", "status", "temporary", "message"}}`, the shape `btps dns resolve`
+    /// has always printed.
+    pub(crate) fn to_json(&self) -> Value {
+        Object::new().with("error", self.json_member()).into()
+    }
+
+    /// The inner `{"code", "status", "temporary", "message"}` object.
+    pub(crate) fn json_member(&self) -> Object {
+        Object::new()
+            .with("code", self.code.map(ErrorCode::as_str))
+            .with("status", self.code.map(|c| u32::from(c.status())))
+            .with("temporary", self.is_temporary())
+            .with("message", self.message.as_str())
+    }
+}
+
+impl From<&DnsError> for CliError {
+    /// Temporary DNS failures exit 2, resolver set-up problems (bad table, bad nameserver)
+    /// 64, every other DNS answer 1.
+    fn from(e: &DnsError) -> Self {
+        let exit = match e {
+            DnsError::Config(_) => Exit::Usage,
+            e if e.is_temporary() => Exit::Temporary,
+            _ => Exit::Failed,
+        };
+        Self {
+            code: Some(e.error_code()).filter(|_| exit != Exit::Usage),
+            ..Self::new(exit, e.to_string())
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(code) = self.code {
+            write!(f, " ({code})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Joins the lines of a message: errors are one line on standard error.
+fn one_line(message: String) -> String {
+    if message.contains('\n') {
+        message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    } else {
+        message
+    }
+}
+
+/// Where results go: standard output, as text or as JSON (`--json`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Text output unless `json`.
+    pub(crate) const fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    /// Whether `--json` was given.
+    pub(crate) const fn is_json(self) -> bool {
+        self.json
+    }
+
+    /// Writes `text` to standard output as is.
+    ///
+    /// A closed pipe (`btps … | head`) is not an error: the reader has what it wanted.
+    pub(crate) fn write(self, text: &str) -> Result<(), CliError> {
+        let mut stdout = io::stdout().lock();
+        match stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+        {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(CliError::cant_write(format!(
+                "writing standard output: {e}"
+            ))),
+        }
+    }
+
+    /// Prints the human form (text mode) or the JSON form (`--json`), each ending in a
+    /// newline.
+    pub(crate) fn emit(
+        self,
+        human: impl FnOnce() -> String,
+        json: impl FnOnce() -> Value,
+    ) -> Result<(), CliError> {
+        if self.json {
+            self.write(&(pretty(&json()) + "\n"))
+        } else {
+            let mut text = human();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            self.write(&text)
+        }
+    }
+
+    /// Reports a failure: the one-line message on standard error, and with `--json` the
+    /// error object on standard output unless a report already carried it.
+    pub(crate) fn error(self, e: &CliError) {
+        if self.json && !e.reported {
+            let _ = self.write(&(pretty(&e.to_json()) + "\n"));
+        }
+        let _ = writeln!(io::stderr().lock(), "btps: {e}");
+    }
+}
+
+/// `JSON.stringify(value, null, 2)`: the serializer of PROTOCOL.md §4.1 (array-index keys
+/// first, ECMAScript numbers, JavaScript string escapes) with two-space indentation. The
+/// compact form of the result parses back to the same value.
+pub(crate) fn pretty(value: &Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_pretty(&mut out, value, 0);
+    // The serializer writes UTF-8 only (lone surrogates as `\udxxx` escapes).
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn indent(out: &mut Vec<u8>, level: usize) {
+    out.push(b'\n');
+    out.resize(out.len() + 2 * level, b' ');
+}
+
+fn write_pretty(out: &mut Vec<u8>, value: &Value, level: usize) {
+    match value {
+        Value::Array(items) if !items.is_empty() => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                indent(out, level + 1);
+                write_pretty(out, item, level + 1);
+            }
+            indent(out, level);
+            out.push(b']');
+        }
+        Value::Object(object) if !object.is_empty() => {
+            // JavaScript puts array-index keys first, in ascending numeric order.
+            let mut members: Vec<_> = object.iter().collect();
+            let index = |k: &btps_types::json::JsString| {
+                let bytes = k.as_wtf8_bytes();
+                is_array_index(bytes).then(|| {
+                    std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(u64::MAX)
+                })
+            };
+            members.sort_by_key(|(k, _)| index(k).map_or((1, 0), |n| (0, n)));
+            out.push(b'{');
+            for (i, (key, item)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                indent(out, level + 1);
+                write_value(out, &Value::String(key.clone()));
+                out.extend_from_slice(b": ");
+                write_pretty(out, item, level + 1);
+            }
+            indent(out, level);
+            out.push(b'}');
+        }
+        scalar => write_value(out, scalar),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use btps_types::json::{parse_str, to_js_string};
+
+    use super::*;
+
+    #[test]
+    fn pretty_is_json_stringify_with_two_spaces() {
+        let v = parse_str(r#"{"b":1.0,"2":[],"a":{"x":[1,"\u00e9\n",null]},"1":{},"c":1e21}"#)
+            .unwrap()
+            .value;
+        let text = pretty(&v);
+        assert_eq!(
+            text,
+            "{\n  \"1\": {},\n  \"2\": [],\n  \"b\": 1,\n  \"a\": {\n    \"x\": [\n      1,\n      \"é\\n\",\n      null\n    ]\n  },\n  \"c\": 1e+21\n}"
+        );
+        // Same value back, same compact text.
+        assert_eq!(
+            to_js_string(&parse_str(&text).unwrap().value),
+            to_js_string(&v)
+        );
+        assert_eq!(pretty(&Value::from("x")), "\"x\"");
+    }
+
+    #[test]
+    fn exits_and_errors() {
+        assert_eq!(Exit::Usage.code(), 64);
+        assert_eq!(Exit::for_code(ErrorCode::DnsUnavailable), Exit::Temporary);
+        assert_eq!(Exit::for_code(ErrorCode::SigVerification), Exit::Failed);
+        assert_eq!(Exit::for_reply(ErrorCode::TrustBlocked), Exit::Refused);
+        assert_eq!(Exit::for_reply(ErrorCode::ServerBusy), Exit::Temporary);
+        assert_eq!(Exit::Refused.code(), 3);
+
+        let e = CliError::protocol(ErrorCode::SigMismatch, "bad\nkey");
+        assert_eq!(e.to_string(), "bad; key (BTP_ERROR_SIG_MISMATCH)");
+        assert_eq!(
+            to_js_string(&e.to_json()),
+            r#"{"error":{"code":"BTP_ERROR_SIG_MISMATCH","status":401,"temporary":false,"message":"bad; key"}}"#
+        );
+        let e = CliError::usage("no");
+        assert_eq!(
+            to_js_string(&e.to_json()),
+            r#"{"error":{"code":null,"status":null,"temporary":false,"message":"no"}}"#
+        );
+        let dns = DnsError::Config("bad table".into());
+        assert_eq!(CliError::from(&dns).exit, Exit::Usage);
+    }
+}
