@@ -2,6 +2,7 @@
 
 mod abuse;
 mod build;
+mod client;
 mod delegation;
 mod delivery;
 #[allow(dead_code, reason = "shared with the vectors test")]
