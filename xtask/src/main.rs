@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's task runner. CI calls only `cargo xtask test`.
 
 mod bench;
+mod demo;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,17 @@ enum Task {
     Vectors {
         /// The directory (default: ../shared/vectors).
         dir: Option<PathBuf>,
+    },
+    /// Two companies' servers, an in-process DNS server and the `btps` CLI walking the whole
+    /// story (keys, trust handshake, an encrypted invoice through the outbox, a delegated
+    /// send, a revoked device). Every step is checked.
+    Demo {
+        /// Keep the working directory (under target/tmp) afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Print step titles and commands only.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Runs every fuzz target for a few seconds (needs cargo-fuzz).
     FuzzSmoke {
@@ -78,6 +90,7 @@ fn main() -> Result<()> {
             vectors(&dir)
         }
         Task::FuzzSmoke { seconds } => fuzz::smoke(&root, seconds),
+        Task::Demo { keep, quiet } => demo::demo(&root, &demo::DemoOptions { keep, quiet }),
         Task::Bench {
             group,
             millis,
