@@ -237,6 +237,16 @@ auth_token_secs = 900
 auth_token_len = 12
 refresh_token_secs = 604800
 
+[delivery]                          # outbound: agents' queued artifacts to other servers
+enabled = true
+concurrency = 10                    # attempts in flight
+retry_delays_secs = [60, 120, 240, 480, 960]
+lifetime_secs = 86400               # no retry later than this after queueing
+lease_secs = 60                     # one attempt's claim on an entry (> request timeout)
+poll_ms = 1000
+request_timeout_ms = 5000
+ca_files = []                       # CA PEM files instead of the system trust store
+
 [http]
 listen = "127.0.0.1:9443"           # /healthz, /readyz, /metrics
 

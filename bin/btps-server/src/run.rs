@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
+use btps_client::{Client, ClientConfig, TlsTrust};
 use btps_crypto::KeyPair;
 use btps_dns::{DnsCache, HickoryConfig, HickoryResolver, StaticTable};
 use btps_server::{
-    DeliveryLog, Pipeline, PipelineOptions, ReplySigner, Server, ServerConfig, Stores,
+    ClientDeliver, Deliver, DeliveryLog, Pipeline, PipelineOptions, ReplySigner, Server,
+    ServerConfig, Shutdown, Stores, TlsReloader, TlsSettings, ensure_self_signed,
 };
-use btps_server::{Shutdown, TlsReloader, TlsSettings, ensure_self_signed};
 use btps_store_postgres::{PgStore, PgStoreConfig};
 use btps_trust::file::{FileStore, FileStoreConfig};
 use btps_types::UnixMillis;
@@ -124,6 +125,33 @@ fn init_logging(config: &ServerConfig) {
     };
 }
 
+/// The outbound delivery transport: a btps-client over the server's DNS cache, trusting
+/// `[delivery] ca_files` (else the system trust store), with the configured request
+/// timeout. `None` when delivery is disabled.
+fn delivery_transport(config: &ServerConfig, dns: &DnsCache) -> Result<Option<Arc<dyn Deliver>>> {
+    if !config.delivery.enabled {
+        return Ok(None);
+    }
+    let mut client = ClientConfig {
+        request_timeout: std::time::Duration::from_millis(config.delivery.request_timeout_ms),
+        ..ClientConfig::default()
+    };
+    if !config.delivery.ca_files.is_empty() {
+        let mut pem = Vec::new();
+        for file in &config.delivery.ca_files {
+            let path = config.resolve(file);
+            pem.extend(
+                std::fs::read(&path)
+                    .with_context(|| format!("read [delivery] ca_files {}", path.display()))?,
+            );
+            pem.push(b'\n');
+        }
+        client.tls = TlsTrust::CaPem(pem);
+    }
+    let client = Client::new(client, dns.clone()).context("the delivery client")?;
+    Ok(Some(Arc::new(ClientDeliver::new(client))))
+}
+
 pub(crate) async fn serve(cli: &Cli) -> Result<()> {
     if cli.config.is_none() {
         init::ensure(cli, &init::InitArgs::default())?.print();
@@ -145,6 +173,7 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
         key,
     };
     ensure_server_identity(&stores, &signer).await?;
+    let deliver = delivery_transport(&config, &dns)?;
     let mut pipeline =
         Pipeline::new(stores, dns, PipelineOptions::from_config(&config)).with_signer(signer);
     pipeline = add_tenants(pipeline, &config).await?;
@@ -193,7 +222,7 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
             .unwrap_or_default()
     );
     let server = Server::new(config, Arc::new(pipeline), tls);
-    server.run(listener, http, shutdown, None).await?;
+    server.run(listener, http, shutdown, deliver).await?;
     println!("btps-server: stopped");
     Ok(())
 }

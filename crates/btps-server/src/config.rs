@@ -406,6 +406,10 @@ pub struct DeliveryConfig {
     pub poll_ms: u64,
     /// The longest wait for the receiving server's reply, in milliseconds (5000).
     pub request_timeout_ms: u64,
+    /// CA certificates (PEM files) that receiving servers' certificates must chain to,
+    /// *instead of* the system trust store (`[]`: the system trust store). For private
+    /// deployments and tests; a self-signed certificate can be given as its own CA.
+    pub ca_files: Vec<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -418,6 +422,7 @@ impl Default for DeliveryConfig {
             lease_secs: 60,
             poll_ms: 1000,
             request_timeout_ms: 5000,
+            ca_files: Vec::new(),
         }
     }
 }
@@ -511,6 +516,7 @@ pub const ENV_KEYS: &[&str] = &[
     "delivery__lease_secs",
     "delivery__poll_ms",
     "delivery__request_timeout_ms",
+    "delivery__ca_files",
     "http__listen",
     "log__format",
     "log__level",

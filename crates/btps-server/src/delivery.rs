@@ -27,6 +27,7 @@
 
 mod classify;
 mod failure;
+mod network;
 mod options;
 mod seam;
 
@@ -46,6 +47,7 @@ use tokio::task::JoinSet;
 
 pub use classify::{AttemptVerdict, classify};
 pub(crate) use failure::pending_delegation;
+pub use network::ClientDeliver;
 pub use options::DeliveryOptions;
 pub use seam::{Deliver, DeliverError, PeerReply};
 

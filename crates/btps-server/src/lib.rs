@@ -34,8 +34,8 @@ mod transport;
 pub use clock::{FixedClock, SystemWallClock, WallClock};
 pub use config::ServerConfig;
 pub use delivery::{
-    AttemptVerdict, Deliver, DeliverError, DeliveryOptions, DeliveryWorker, PeerReply, TickReport,
-    classify,
+    AttemptVerdict, ClientDeliver, Deliver, DeliverError, DeliveryOptions, DeliveryWorker,
+    PeerReply, TickReport, classify,
 };
 pub use delivery_log::DeliveryLog;
 pub use error::{Result, ServerError};

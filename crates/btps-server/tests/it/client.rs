@@ -13,7 +13,10 @@ use btps_client::{
 use btps_crypto::{KeyPair, PublicKey};
 use btps_dns::{CacheConfig, DnsCache};
 use btps_server::config::{Limits, Timeouts};
-use btps_server::{LineHandler, Shutdown, TlsReloader, TlsSettings, Transport};
+use btps_server::{
+    ClientDeliver, DeliveryOptions, DeliveryWorker, LineHandler, Shutdown, TlsReloader,
+    TlsSettings, Transport,
+};
 use btps_trust::{
     IdentityStore, Mailbox, MessageQuery, MessageStore, TokenHash, TokenKind, TokenRecord,
     TrustStatus, TrustStore, generate_auth_token, trust_id,
@@ -575,4 +578,62 @@ async fn agent_actions_round_trip_with_typed_results() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn queued_artifacts_are_delivered_over_tls_by_the_worker() {
+    let live = Live::start().await;
+    crate::delivery::trust_finance(&live.h.store).await;
+    let agent = live.onboard(FINANCE).await;
+    let billing: Identity = BILLING.parse().unwrap();
+    let queued = agent.send(&billing, invoice_object(), true).await.unwrap();
+    assert!(!queued.already_accepted);
+
+    // The worker's transport is btps-client: host record (overridden here), TLS, one line.
+    let worker = DeliveryWorker::new(
+        live.h.pipeline.clone(),
+        Arc::new(ClientDeliver::new(live.client.clone())),
+        DeliveryOptions::default(),
+    )
+    .unwrap();
+    let report = worker.run_once(live.now()).await.unwrap();
+    assert_eq!((report.claimed, report.delivered), (1, 1), "{report:?}");
+
+    // The receiver stored it once, encrypted and delegated by the sender's service identity.
+    let received = live
+        .h
+        .store
+        .get_message(BILLING, Mailbox::Inbox, &queued.artifact_id)
+        .await
+        .unwrap()
+        .expect("delivered to the recipient's inbox");
+    let delegation = received.artifact.get_object("delegation").unwrap();
+    assert_eq!(delegation.get_str("signedBy"), Some("server$buyer.test"));
+    assert!(delegation.get_object("signature").is_some());
+    assert!(received.artifact.get_object("encryption").is_some());
+    let sent = live
+        .h
+        .store
+        .get_message(FINANCE, Mailbox::Sentbox, &queued.artifact_id)
+        .await
+        .unwrap();
+    assert!(sent.is_some(), "moved to the sender's sentbox");
+
+    // The recipient's user decrypts it with its own key.
+    let decrypted = btps_client::decrypt_artifact(
+        live.client.dns(),
+        &received.artifact,
+        &[(
+            Selector::parse("btps1").unwrap(),
+            KeyPair::from_pem(&read_key("billing-btps1-private.pem")).unwrap(),
+        )],
+    )
+    .await
+    .unwrap();
+    assert!(decrypted.encrypted);
+    assert_eq!(decrypted.document, Value::Object(invoice_object()));
+
+    // Nothing is left to deliver.
+    let again = worker.run_once(live.now()).await.unwrap();
+    assert_eq!(again.claimed, 0);
 }

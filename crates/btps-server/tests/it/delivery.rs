@@ -163,7 +163,7 @@ async fn setup() -> Harness {
     h
 }
 
-async fn trust_finance(store: &FileStore) {
+pub(crate) async fn trust_finance(store: &FileStore) {
     let key = PublicKey::from_pem(&read_key("finance-btps1-public.pem")).unwrap();
     let r = TrustRecord::new(FINANCE, BILLING, TrustStatus::Accepted, at(0))
         .with_key(&key.to_base64_spki(), key.fingerprint())
