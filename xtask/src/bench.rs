@@ -314,6 +314,7 @@ per_sender_per_minute = 0
 global_per_minute = 0
 trust_requests_per_minute = 0
 lookups_per_ip_per_minute = 0
+auth_requests_per_minute = 0
 auth_failures_per_15_minutes = 0
 close_after_rejections = 0
 

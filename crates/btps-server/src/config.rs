@@ -326,6 +326,8 @@ pub struct RateLimits {
     pub trust_requests_per_minute: u32,
     /// Identity lookups per IP per minute (600).
     pub lookups_per_ip_per_minute: u32,
+    /// `auth.request` / `auth.refresh` per identity (`to`) per minute (10).
+    pub auth_requests_per_minute: u32,
     /// Failed `auth.*` attempts per identity per 15 minutes (5).
     pub auth_failures_per_15_minutes: u32,
     /// Consecutive rejections after which the connection is closed (3).
@@ -340,6 +342,7 @@ impl Default for RateLimits {
             global_per_minute: 1000,
             trust_requests_per_minute: 10,
             lookups_per_ip_per_minute: 600,
+            auth_requests_per_minute: 10,
             auth_failures_per_15_minutes: 5,
             close_after_rejections: 3,
         }
@@ -355,6 +358,7 @@ impl RateLimits {
             global_per_minute: 0,
             trust_requests_per_minute: 0,
             lookups_per_ip_per_minute: 0,
+            auth_requests_per_minute: 0,
             auth_failures_per_15_minutes: 0,
             close_after_rejections: 0,
         }
@@ -504,6 +508,7 @@ pub const ENV_KEYS: &[&str] = &[
     "rate_limits__global_per_minute",
     "rate_limits__trust_requests_per_minute",
     "rate_limits__lookups_per_ip_per_minute",
+    "rate_limits__auth_requests_per_minute",
     "rate_limits__auth_failures_per_15_minutes",
     "rate_limits__close_after_rejections",
     "tokens__auth_token_secs",

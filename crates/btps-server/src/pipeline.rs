@@ -141,8 +141,8 @@ impl Limiters {
             global: RateLimiter::per_minute(r.global_per_minute),
             trust_requests: RateLimiter::per_minute(r.trust_requests_per_minute),
             lookups: RateLimiter::per_minute(r.lookups_per_ip_per_minute),
-            // §11: auth.request / auth.refresh 10/min per identity.
-            auth: RateLimiter::per_minute(if r.per_sender_per_minute == 0 { 0 } else { 10 }),
+            // §11: auth.request / auth.refresh per identity.
+            auth: RateLimiter::per_minute(r.auth_requests_per_minute),
             auth_failures: RateLimiter::new(r.auth_failures_per_15_minutes, 15 * 60_000),
         }
     }

@@ -568,6 +568,53 @@ async fn auth_failures_are_rate_limited() {
 }
 
 #[tokio::test]
+async fn auth_requests_per_identity_have_their_own_limit() {
+    let h = harness_with(
+        t0(),
+        TrustState::Accepted,
+        None,
+        PipelineOptions {
+            domains: vec!["buyer.test".into()],
+            rate_limits: RateLimits {
+                auth_requests_per_minute: 3,
+                ..RateLimits::unlimited()
+            },
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let device = build::device_key();
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        let doc: Value = Object::new()
+            .with("identity", FINANCE)
+            .with("authToken", "WRONGTOKEN99")
+            .with("publicKey", device.public_key().to_pem())
+            .into();
+        let line = build::agent(
+            "auth.request",
+            "temp",
+            FINANCE,
+            Some(doc),
+            &format!("r{i}"),
+            t0(),
+            &device,
+        );
+        codes.push(
+            send(&h.pipeline, &line)
+                .await
+                .error_code()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // Failures are not limited here (auth_failures_per_15_minutes = 0): the fourth request
+    // is refused by the request limit itself, before the token is looked at.
+    assert_eq!(codes[..3], ["BTP_ERROR_AUTHENTICATION_INVALID"; 3]);
+    assert_eq!(codes[3..], ["BTP_ERROR_RATE_LIMITER"; 2]);
+}
+
+#[tokio::test]
 async fn rate_limits_per_ip_and_per_sender() {
     let h = harness_with(
         t0(),
