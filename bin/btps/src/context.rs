@@ -101,6 +101,22 @@ impl Context {
         Ok(self.profile.get_or_init(|| loaded))
     }
 
+    /// The selected profile for a command that writes it: like [`profile`](Self::profile),
+    /// but a profile that does not exist yet is empty even when asked for by name (the
+    /// command creates it).
+    ///
+    /// # Errors
+    ///
+    /// No configuration directory, an invalid name, an unreadable or malformed file (64).
+    pub(crate) fn profile_to_write(&self) -> Result<&(ProfileRef, Profile), CliError> {
+        if let Some(loaded) = self.profile.get() {
+            return Ok(loaded);
+        }
+        let r = self.profile_ref()?;
+        let p = r.read()?.unwrap_or_default();
+        Ok(self.profile.get_or_init(|| (r, p)))
+    }
+
     /// The identity: `flag`, else the profile's.
     ///
     /// # Errors

@@ -10,12 +10,10 @@ mod cli;
 mod commands;
 mod context;
 mod fsutil;
+mod keys;
+mod net;
 mod output;
 mod profile;
-#[allow(
-    dead_code,
-    reason = "the progress bar of the network commands (btps send with many files)"
-)]
 mod progress;
 mod verify;
 

@@ -14,6 +14,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
+use btps_client::ClientError;
 use btps_dns::DnsError;
 use btps_types::ErrorCode;
 use btps_types::json::{Object, Value, is_array_index, write_value};
@@ -29,10 +30,6 @@ pub(crate) enum Exit {
     /// 2: temporary failure (DNS or server unavailable, timeout): retry later.
     Temporary,
     /// 3: the server refused the request with a permanent error reply (network commands).
-    #[allow(
-        dead_code,
-        reason = "produced by the network commands (send, trust, agent), which use btps-client"
-    )]
     Refused,
     /// 64: bad arguments or unreadable input (EX_USAGE).
     Usage,
@@ -65,10 +62,6 @@ impl Exit {
 
     /// The exit for an error reply of a server: retryable codes are temporary, the others
     /// a refusal.
-    #[allow(
-        dead_code,
-        reason = "used by the network commands (send, trust, agent), which use btps-client"
-    )]
     pub(crate) const fn for_reply(code: ErrorCode) -> Self {
         if code.is_retryable() {
             Self::Temporary
@@ -174,6 +167,42 @@ impl From<&DnsError> for CliError {
     }
 }
 
+impl From<&ClientError> for CliError {
+    /// An error reply of the server exits 3 (2 when its code is retryable) with the reply's
+    /// BTP error code; connection failures and timeouts exit 2; DNS errors as DNS errors do;
+    /// an unusable client setting (CA file, identity) 64; everything else (certificate
+    /// refused, bad signature, malformed reply) 1.
+    fn from(e: &ClientError) -> Self {
+        let code = e.error_code();
+        let exit = match e {
+            ClientError::Dns(dns) => return Self::from(dns),
+            ClientError::Rejected { .. } => Exit::for_reply(code),
+            ClientError::Config(_) | ClientError::Identity(_) => Exit::Usage,
+            e if e.is_retryable() => Exit::Temporary,
+            _ => Exit::Failed,
+        };
+        // The code is appended once, by `Display`.
+        let message = match e {
+            ClientError::Rejected {
+                code: status,
+                message,
+                ..
+            } => format!("rejected by the server: {status} {message}"),
+            e => e.to_string(),
+        };
+        Self {
+            code: Some(code).filter(|_| exit != Exit::Usage),
+            ..Self::new(exit, message)
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        Self::from(&e)
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
@@ -257,6 +286,63 @@ impl Output {
             let _ = self.write(&(pretty(&e.to_json()) + "\n"));
         }
         let _ = writeln!(io::stderr().lock(), "btps: {e}");
+    }
+}
+
+/// A plain text table: a header row and left-aligned columns separated by two spaces, the
+/// last column unpadded.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column titles.
+    pub(crate) fn new(header: &[&str]) -> Self {
+        Self {
+            rows: vec![header.iter().map(|h| (*h).to_owned()).collect()],
+        }
+    }
+
+    /// Adds a row.
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// Whether only the header is there.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.len() <= 1
+    }
+
+    /// The text, one line per row.
+    pub(crate) fn render(&self) -> String {
+        let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|cell| cell.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut text = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let pad = widths[c].saturating_sub(cell.chars().count());
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad + 2));
+                }
+            }
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+        text
     }
 }
 
@@ -365,5 +451,58 @@ mod tests {
         );
         let dns = DnsError::Config("bad table".into());
         assert_eq!(CliError::from(&dns).exit, Exit::Usage);
+    }
+
+    #[test]
+    fn client_errors_map_to_exits() {
+        let refused = ClientError::Rejected {
+            code: 403,
+            error_code: Some(ErrorCode::TrustNonExistent),
+            message: "no trust".into(),
+        };
+        let e = CliError::from(&refused);
+        assert_eq!(
+            (e.exit, e.code),
+            (Exit::Refused, Some(ErrorCode::TrustNonExistent))
+        );
+        assert_eq!(
+            e.to_string(),
+            "rejected by the server: 403 no trust (BTP_ERROR_TRUST_NON_EXISTENT)"
+        );
+        let busy = ClientError::Rejected {
+            code: 503,
+            error_code: Some(ErrorCode::ServerBusy),
+            message: "busy".into(),
+        };
+        assert_eq!(CliError::from(&busy).exit, Exit::Temporary);
+        let down = ClientError::Connect {
+            addr: "127.0.0.1:1".into(),
+            reason: "refused".into(),
+        };
+        let e = CliError::from(&down);
+        assert_eq!(
+            (e.exit, e.code),
+            (Exit::Temporary, Some(ErrorCode::ConnectionEnded))
+        );
+        let cert = ClientError::Certificate {
+            addr: "h:1".into(),
+            reason: "unknown issuer".into(),
+        };
+        assert_eq!(CliError::from(&cert).exit, Exit::Failed);
+        let config = ClientError::Config("no CA".into());
+        assert_eq!(CliError::from(&config).exit, Exit::Usage);
+        assert_eq!(CliError::from(&config).code, None);
+    }
+
+    #[test]
+    fn tables_align() {
+        let mut t = Table::new(&["ID", "TYPE", "FROM"]);
+        assert!(t.is_empty());
+        t.row(vec!["a".into(), "BTPS_DOC".into(), "x$y.z".into()]);
+        t.row(vec!["long-id".into(), "".into(), "".into()]);
+        assert_eq!(
+            t.render(),
+            "ID       TYPE      FROM\na        BTPS_DOC  x$y.z\nlong-id\n"
+        );
     }
 }

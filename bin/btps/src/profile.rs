@@ -34,9 +34,10 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use btps_types::Identity;
+use btps_client::{AgentState, ServerAddr};
 use btps_types::json::{Object, Value};
 use btps_types::record::parse_server_address;
+use btps_types::{Identity, UnixMillis};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil;
@@ -96,7 +97,14 @@ pub(crate) struct DecryptKey {
 }
 
 /// The agent state kept in a profile: the device registered with the user's server
-/// (PROTOCOL.md §8). Unknown members are kept as they are.
+/// (PROTOCOL.md §8), as the file form of btps-client's [`AgentState`]
+/// ([`from_state`](Self::from_state), [`to_state`](Self::to_state)): the same members in
+/// snake case, the device private key as the path of a PEM file instead of inline. Unknown
+/// members are kept as they are.
+///
+/// The members stay text here and are checked when the state is used, so that a profile
+/// with a damaged agent table still loads (and `btps profile unset` or `btps agent logout`
+/// can repair it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AgentProfile {
     /// The user's BTPS server `host:port`.
@@ -123,6 +131,76 @@ pub(crate) struct AgentProfile {
     /// Members this version does not know.
     #[serde(flatten)]
     pub(crate) extra: toml::Table,
+}
+
+impl AgentProfile {
+    /// The table for `state`, its device key saved at `device_key`; `extra` keeps members of
+    /// the previous table that this version does not know.
+    pub(crate) fn from_state(state: &AgentState, device_key: PathBuf, extra: toml::Table) -> Self {
+        Self {
+            server: Some(state.server.to_string()),
+            identity: Some(state.identity.as_str().to_owned()),
+            agent_id: Some(state.agent_id.clone()),
+            device_key: Some(device_key),
+            refresh_token: Some(state.refresh_token.clone()),
+            expires_at: Some(state.expires_at.to_datetime_string()),
+            decrypt_by: Some(state.decrypt_by.as_str().to_owned()),
+            extra,
+        }
+    }
+
+    /// The agent state this table describes, reading the device key file (relative paths
+    /// are relative to the configuration directory of `r`).
+    ///
+    /// # Errors
+    ///
+    /// A missing or malformed member, or an unreadable device key file (exit 64), naming the
+    /// profile and suggesting a new login.
+    pub(crate) fn to_state(&self, r: &ProfileRef) -> Result<AgentState, CliError> {
+        let bad = |what: String| {
+            CliError::usage(format!(
+                "profile {}: agent.{what}; log in again with `btps agent login`",
+                r.name
+            ))
+        };
+        let need = |value: &'_ Option<String>, name: &str| -> Result<String, CliError> {
+            value
+                .clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(format!("{name} is missing")))
+        };
+        let identity_of = |value: &str, name: &str| {
+            Identity::parse(value).map_err(|e| bad(format!("{name} {value:?}: {e}")))
+        };
+        let server = need(&self.server, "server")?;
+        let server = ServerAddr::parse(&server).map_err(|e| bad(format!("server: {e}")))?;
+        let identity = identity_of(&need(&self.identity, "identity")?, "identity")?;
+        let agent_id = need(&self.agent_id, "agent_id")?;
+        let refresh_token = need(&self.refresh_token, "refresh_token")?;
+        let expires_at = need(&self.expires_at, "expires_at")?;
+        let expires_at = UnixMillis::parse(&expires_at)
+            .map_err(|e| bad(format!("expires_at {expires_at:?}: {e}")))?;
+        let decrypt_by = match self.decrypt_by.as_deref() {
+            Some(d) => identity_of(d, "decrypt_by")?,
+            None => identity.clone(),
+        };
+        let key_path = self
+            .device_key
+            .as_deref()
+            .map(|p| r.resolve_path(p))
+            .ok_or_else(|| bad("device_key is missing".to_owned()))?;
+        let device_key_pem = std::fs::read_to_string(&key_path)
+            .map_err(|e| bad(format!("device_key: reading {}: {e}", key_path.display())))?;
+        Ok(AgentState {
+            server,
+            identity,
+            agent_id,
+            device_key_pem,
+            refresh_token,
+            expires_at,
+            decrypt_by,
+        })
+    }
 }
 
 /// A located profile: its name, the configuration directory and the file.
@@ -433,6 +511,20 @@ impl Profile {
         Ok(())
     }
 
+    /// Appends a decryption key (`btps profile add-decrypt-key`); the same selector and path
+    /// twice is one entry. Returns whether the list changed.
+    pub(crate) fn add_decrypt_key(&mut self, selector: &str, path: PathBuf) -> bool {
+        let key = DecryptKey {
+            selector: selector.to_owned(),
+            path,
+        };
+        if self.decrypt_keys.contains(&key) {
+            return false;
+        }
+        self.decrypt_keys.push(key);
+        true
+    }
+
     /// The same profile with the refresh token replaced by [`HIDDEN`].
     pub(crate) fn redacted(&self) -> Self {
         let mut copy = self.clone();
@@ -605,6 +697,63 @@ mod tests {
         assert!(e.message().contains("identitty"), "{}", e.message());
         assert!(normalize_key("dns-file").is_ok());
         assert!(normalize_key("agent.nope").is_err());
+    }
+
+    #[test]
+    fn agent_table_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = ProfileRef::new("t", true, dir.path().to_path_buf()).unwrap();
+        let state = AgentState {
+            server: "btps.example.test:4443".parse().unwrap(),
+            identity: "alice$example.test".parse().unwrap(),
+            agent_id: "btps_ag_1".into(),
+            device_key_pem: "PEM".into(),
+            refresh_token: "secret".into(),
+            expires_at: UnixMillis::parse("2030-01-01T00:00:00.000Z").unwrap(),
+            decrypt_by: "alice$example.test".parse().unwrap(),
+        };
+        std::fs::write(dir.path().join("device.pem"), "PEM").unwrap();
+        let mut extra = toml::Table::new();
+        extra.insert("future".into(), toml::Value::Boolean(true));
+        let table = AgentProfile::from_state(&state, PathBuf::from("device.pem"), extra);
+        assert_eq!(table.server.as_deref(), Some("btps.example.test:4443"));
+        assert_eq!(
+            table.expires_at.as_deref(),
+            Some("2030-01-01T00:00:00.000Z")
+        );
+        // The relative key path is read from the configuration directory.
+        assert_eq!(table.to_state(&r).unwrap(), state);
+        let profile = Profile {
+            agent: Some(table.clone()),
+            ..Profile::default()
+        };
+        let back: Profile = toml::from_str(&profile.to_toml("t").unwrap()).unwrap();
+        assert_eq!(back.agent.as_ref(), Some(&table));
+
+        for damage in [
+            |t: &mut AgentProfile| t.refresh_token = None,
+            |t: &mut AgentProfile| t.server = Some("a:b:c".into()),
+            |t: &mut AgentProfile| t.expires_at = Some("soon".into()),
+            |t: &mut AgentProfile| t.device_key = Some("missing.pem".into()),
+        ] {
+            let mut t = table.clone();
+            damage(&mut t);
+            let e = t.to_state(&r).unwrap_err();
+            assert_eq!(e.exit, crate::output::Exit::Usage);
+            assert!(e.message.contains("btps agent login"), "{}", e.message);
+        }
+        let mut missing_decrypt_by = table;
+        missing_decrypt_by.decrypt_by = None;
+        assert_eq!(
+            missing_decrypt_by.to_state(&r).unwrap().decrypt_by,
+            state.identity
+        );
+
+        let mut p = Profile::default();
+        assert!(p.add_decrypt_key("btps1", PathBuf::from("/k/a.pem")));
+        assert!(!p.add_decrypt_key("btps1", PathBuf::from("/k/a.pem")));
+        assert!(p.add_decrypt_key("btps0", PathBuf::from("/k/a.pem")));
+        assert_eq!(p.decrypt_keys.len(), 2);
     }
 
     #[test]

@@ -57,11 +57,6 @@ impl<W: Write> Progress<W> {
         bar
     }
 
-    /// Whether the bar is drawn at all.
-    pub(crate) fn is_visible(&self) -> bool {
-        self.sink.is_some()
-    }
-
     /// One more item done.
     pub(crate) fn inc(&mut self) {
         self.set(self.done + 1);
@@ -73,13 +68,13 @@ impl<W: Write> Progress<W> {
         self.draw();
     }
 
-    /// Prints `line` (a result, a warning) above the bar, then redraws the bar.
-    pub(crate) fn println(&mut self, line: &str) {
+    /// Runs `print` (which writes a line to standard output or error) with the bar erased,
+    /// then redraws the bar below what it printed.
+    pub(crate) fn above<T>(&mut self, print: impl FnOnce() -> T) -> T {
         self.erase();
-        if let Some(sink) = &mut self.sink {
-            let _ = writeln!(sink, "{line}");
-        }
+        let result = print();
         self.draw();
+        result
     }
 
     /// Erases the bar for good.
@@ -135,9 +130,8 @@ mod tests {
         let mut sink = Vec::new();
         {
             let mut bar = Progress::new(Some(&mut sink), 2, "files");
-            assert!(bar.is_visible());
             bar.inc();
-            bar.println("sent a.json");
+            assert_eq!(bar.above(|| 7), 7);
             bar.inc();
             bar.inc();
             bar.finish();
@@ -147,7 +141,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "\r[..........] 0/2 files\r[#####.....] 1/2 files\r{blank}\rsent a.json\n\
+                "\r[..........] 0/2 files\r[#####.....] 1/2 files\r{blank}\r\
                  \r[#####.....] 1/2 files\r[##########] 2/2 files\r[##########] 2/2 files\r{blank}\r"
             )
         );
@@ -156,9 +150,8 @@ mod tests {
     #[test]
     fn hidden_bar_writes_nothing() {
         let mut bar: Progress<Vec<u8>> = Progress::new(None, 5, "files");
-        assert!(!bar.is_visible());
         bar.inc();
-        bar.println("x");
+        bar.above(|| ());
         bar.finish();
     }
 }

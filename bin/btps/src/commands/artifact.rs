@@ -1,18 +1,18 @@
 //! `btps artifact verify` and `btps artifact decrypt`.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
-use btps_crypto::{KeyPair, PublicKey};
+use btps_crypto::KeyPair;
 use btps_dns::DnsCache;
 use btps_types::json::{Object, Value};
 use btps_types::{Artifact, UnixMillis};
 
 use crate::cli::{CheckArgs, DecryptArgs, VerifyArgs};
 use crate::context::{Context, block_on};
+use crate::keys::{decryption_keys, key_flags, read_public_key};
 use crate::output::{CliError, Exit, pretty};
-use crate::profile::split_selector;
 use crate::verify::{self, KeyInfo, Options, Report};
 
 /// Reads the artifact: a file, or standard input for `-`. Returns the name to show.
@@ -27,25 +27,6 @@ fn read_input(path: &Path) -> Result<(String, Vec<u8>), CliError> {
     let bytes = std::fs::read(path)
         .map_err(|e| CliError::usage(format!("reading {}: {e}", path.display())))?;
     Ok((path.display().to_string(), bytes))
-}
-
-/// A public key PEM, or the public half of a private key PEM.
-fn read_public_key(path: &Path) -> Result<PublicKey, CliError> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("reading {}: {e}", path.display())))?;
-    PublicKey::from_pem(&pem)
-        .or_else(|e| {
-            KeyPair::from_pem(&pem)
-                .map(|pair| pair.public_key().clone())
-                .map_err(|_| e)
-        })
-        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
-}
-
-fn read_private_key(path: &Path) -> Result<KeyPair, CliError> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("reading {}: {e}", path.display())))?;
-    KeyPair::from_pem(&pem).map_err(|e| CliError::usage(format!("{}: {e}", path.display())))
 }
 
 fn options(args: &CheckArgs) -> Result<Options, CliError> {
@@ -77,7 +58,7 @@ fn check(
     })?
 }
 
-fn key_text(k: &KeyInfo) -> String {
+pub(super) fn key_text(k: &KeyInfo) -> String {
     let mut parts = vec![match (&k.agent_id, &k.identity) {
         (Some(agent), Some(identity)) => format!("device {agent} for {identity}"),
         (Some(agent), None) => format!("device {agent}"),
@@ -91,7 +72,7 @@ fn key_text(k: &KeyInfo) -> String {
     parts.join(", ")
 }
 
-fn key_json(k: &KeyInfo) -> Value {
+pub(super) fn key_json(k: &KeyInfo) -> Value {
     let mut o = Object::new();
     if let Some(identity) = &k.identity {
         o.insert("identity", identity.as_str());
@@ -210,45 +191,6 @@ pub(super) fn verify(ctx: &Context, args: &VerifyArgs) -> Result<Exit, CliError>
     }
 }
 
-/// The decryption keys: `--key [SELECTOR=]PATH` flags, else the profile's `key` (under its
-/// `selector`) and `decrypt_keys`.
-fn decryption_keys(
-    ctx: &Context,
-    flags: &[(String, PathBuf)],
-) -> Result<Vec<(String, KeyPair)>, CliError> {
-    let specs: Vec<(String, PathBuf)> = if flags.is_empty() {
-        let (r, p) = ctx.profile()?;
-        let main = p
-            .key
-            .as_ref()
-            .map(|k| (p.selector.clone().unwrap_or_default(), r.resolve_path(k)));
-        main.into_iter()
-            .chain(
-                p.decrypt_keys
-                    .iter()
-                    .map(|d| (d.selector.clone(), r.resolve_path(&d.path))),
-            )
-            .collect()
-    } else {
-        flags.to_vec()
-    };
-    specs
-        .into_iter()
-        .map(|(selector, path)| Ok((selector, read_private_key(&path)?)))
-        .collect()
-}
-
-/// `--key` values: `SELECTOR=PATH` or `PATH`.
-fn key_flags(values: &[String]) -> Vec<(String, PathBuf)> {
-    values
-        .iter()
-        .map(|v| match split_selector(v) {
-            Some((selector, path)) => (selector.to_owned(), PathBuf::from(path)),
-            None => (String::new(), PathBuf::from(v)),
-        })
-        .collect()
-}
-
 /// The object whose `document` is decrypted: the artifact, or for agent artifacts the send
 /// envelope they carry.
 fn document_holder(obj: &Object) -> &Object {
@@ -318,26 +260,4 @@ pub(super) fn decrypt(ctx: &Context, args: &DecryptArgs) -> Result<Exit, CliErro
         ctx.out.write(&(pretty(&decrypted.document) + "\n"))?;
     }
     Ok(Exit::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_flag_forms() {
-        let flags = key_flags(&[
-            "btps2=/k/new.pem".to_owned(),
-            "/k/old.pem".to_owned(),
-            "./a=b.pem".to_owned(),
-        ]);
-        assert_eq!(
-            flags,
-            [
-                ("btps2".to_owned(), PathBuf::from("/k/new.pem")),
-                (String::new(), PathBuf::from("/k/old.pem")),
-                (String::new(), PathBuf::from("./a=b.pem")),
-            ]
-        );
-    }
 }

@@ -1,12 +1,13 @@
 //! `btps dns resolve` and `btps dns records`.
 
-use btps_crypto::{KeyPair, KeyPolicy, PublicKey};
+use btps_crypto::{KeyPolicy, PublicKey};
 use btps_dns::{ZoneRecord, identity_zone_records, inspect_identity};
 use btps_types::Identity;
 use btps_types::json::{Object, Value};
 
 use crate::cli::{RecordsArgs, ResolveArgs};
 use crate::context::{Context, block_on};
+use crate::keys::read_public_key;
 use crate::output::{CliError, Exit};
 
 /// Parses an identity argument (exit 64 when it is not one).
@@ -38,18 +39,6 @@ pub(super) fn resolve(ctx: &Context, args: &ResolveArgs) -> Result<Exit, CliErro
         ctx.out.write(&report.to_string())?;
     }
     Ok(Exit::Ok)
-}
-
-/// Reads a public key PEM, or the public half of a private key PEM.
-fn read_public_key(path: &std::path::Path) -> Result<PublicKey, CliError> {
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("reading {}: {e}", path.display())))?;
-    match PublicKey::from_pem(&pem) {
-        Ok(key) => Ok(key),
-        Err(public_err) => KeyPair::from_pem(&pem)
-            .map(|pair| pair.public_key().clone())
-            .map_err(|_| CliError::usage(format!("{}: {public_err}", path.display()))),
-    }
 }
 
 /// `btps dns records`: the records to publish for a key, in zone-file syntax.

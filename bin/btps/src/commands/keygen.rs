@@ -1,7 +1,7 @@
 //! `btps keygen`: an RSA-2048 identity key pair (PROTOCOL.md §4.2) and the DNS records that
 //! publish it (§6.1).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use btps_crypto::KeyPair;
 use btps_dns::identity_zone_records;
@@ -22,10 +22,6 @@ fn file_names(account: &str, domain: &str, selector: &str) -> (String, String) {
         domain.to_lowercase()
     );
     (format!("{stem}-private.pem"), format!("{stem}-public.pem"))
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Runs `btps keygen`.
@@ -89,7 +85,7 @@ pub(super) fn run(ctx: &Context, args: &KeygenArgs) -> Result<Exit, CliError> {
         let mut updated = profile.clone();
         updated.identity = Some(identity.as_str().to_owned());
         updated.selector = Some(selector.clone());
-        updated.key = Some(absolute(&private_path));
+        updated.key = Some(fsutil::absolute(&private_path));
         profile_ref.save(&updated)?;
         Some(profile_ref)
     } else {

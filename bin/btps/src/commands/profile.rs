@@ -81,6 +81,39 @@ pub(super) fn run(ctx: &Context, command: ProfileCommand) -> Result<Exit, CliErr
                 || changed_json(&r.name, &r.path, &key, Value::Null),
             )?;
         }
+        ProfileCommand::AddDecryptKey { selector, path } => {
+            // The key must load: a typo would otherwise show only when decrypting.
+            crate::keys::read_private_key(&path)?;
+            let path = crate::fsutil::absolute(&path);
+            let mut profile = r.read()?.unwrap_or_default();
+            let added = profile.add_decrypt_key(selector.as_str(), path.clone());
+            if added {
+                r.save(&profile)?;
+            }
+            let entry = format!("{selector}={}", path.display());
+            ctx.out.emit(
+                || {
+                    if added {
+                        format!(
+                            "decrypt_keys += {entry} (profile {}, {})",
+                            r.name,
+                            r.path.display()
+                        )
+                    } else {
+                        format!("decrypt_keys already holds {entry} (profile {})", r.name)
+                    }
+                },
+                || {
+                    Object::new()
+                        .with("profile", r.name.as_str())
+                        .with("path", r.path.display().to_string())
+                        .with("selector", selector.as_str())
+                        .with("key", path.display().to_string())
+                        .with("added", added)
+                        .into()
+                },
+            )?;
+        }
         ProfileCommand::List => {
             let names = list(&r.config_dir.join("profiles"))?;
             ctx.out.emit(

@@ -5,6 +5,7 @@ mod artifact;
 mod cli;
 mod dns;
 mod keygen;
+mod network;
 mod profile;
 
 use std::io::Write;
