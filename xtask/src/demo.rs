@@ -69,6 +69,7 @@ pub(crate) fn demo(root: &Path, opts: &DemoOptions) -> Result<()> {
         runtime,
         dns,
         servers: Vec::new(),
+        published: std::collections::HashSet::new(),
         quiet: opts.quiet,
     };
     let result = demo.story();
@@ -117,6 +118,8 @@ struct Demo {
     runtime: tokio::runtime::Runtime,
     dns: TestServer,
     servers: Vec<RunningServer>,
+    /// Records already in the DNS server (`name`, `text`).
+    published: std::collections::HashSet<(String, String)>,
     quiet: bool,
 }
 
@@ -205,7 +208,7 @@ impl Demo {
             "profile",
             "add-decrypt-key",
             "btps1",
-            path_str(&finance_key)?,
+            path_str(finance_key)?,
         ])?;
 
         self.step(
@@ -396,12 +399,19 @@ impl Demo {
         Ok(company)
     }
 
-    /// Adds `[{name, text}]` records to the DNS server.
-    fn publish_records(&self, records: &Value) -> Result<()> {
+    /// Adds `[{name, text}]` records to the DNS server (a record already there is skipped:
+    /// `btps keygen` prints the domain's host record too).
+    fn publish_records(&mut self, records: &Value) -> Result<()> {
         for record in records.as_array().context("records is not an array")? {
             let name = record["name"].as_str().context("record name")?;
             let text = record["text"].as_str().context("record text")?;
             let name = name.trim_end_matches('.');
+            if !self
+                .published
+                .insert((name.to_ascii_lowercase(), text.to_owned()))
+            {
+                continue;
+            }
             if !self.quiet {
                 println!("   DNS  {name}  TXT  \"{text}\"");
             }
@@ -434,6 +444,10 @@ impl Demo {
                 format!("[{:?}]", path_str(&peer_cert)?),
             )
             .env("BTPS_LOG__LEVEL", "info")
+            // The demo polls mailboxes from one address; the default 10 per minute per IP
+            // is meant for the internet, not for a loop on loopback.
+            .env("BTPS_RATE_LIMITS__PER_IP_PER_MINUTE", "6000")
+            .env("BTPS_RATE_LIMITS__PER_SENDER_PER_MINUTE", "6000")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log)?)
@@ -494,6 +508,7 @@ impl Demo {
     fn btps_json(&self, args: &[&str]) -> Result<Value> {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
+        println!("$ btps {}", all.join(" "));
         let mut cmd = Command::new(&self.btps);
         cmd.args(&all)
             .env("BTPS_CONFIG_DIR", self.dir.join("config"));
@@ -501,6 +516,9 @@ impl Demo {
         if !out.status.success() {
             self.print_output(&out);
             bail!("btps {} failed: {}", all.join(" "), out.status);
+        }
+        if !self.quiet {
+            self.print_output(&out);
         }
         serde_json::from_slice(&out.stdout)
             .with_context(|| format!("btps {}: output is not JSON", all.join(" ")))
@@ -610,7 +628,7 @@ impl Demo {
             if Instant::now() > deadline {
                 bail!("timed out waiting for {what}");
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(300));
         }
     }
 }

@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Everything CI checks: fmt, clippy (per package, -D warnings), tests, docs
-    /// (-D warnings), cargo deny, and the interoperability vectors.
+    /// (-D warnings), cargo deny, the interoperability vectors, and the demo.
     Test {
         /// The vector directory (default: ../shared/vectors next to the repository).
         #[arg(long)]
@@ -197,7 +197,14 @@ fn test(root: &Path, vector_dir: Option<PathBuf>) -> Result<()> {
         .args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     deny()?;
-    vectors(&vector_dir)
+    vectors(&vector_dir)?;
+    demo::demo(
+        root,
+        &demo::DemoOptions {
+            keep: false,
+            quiet: true,
+        },
+    )
 }
 
 /// `cargo deny check`: bans, licenses and sources always (they need no network); advisories
