@@ -20,7 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Everything CI checks: fmt, clippy (per package, -D warnings), tests, docs
-    /// (-D warnings), cargo deny, and the interoperability vectors.
+    /// (-D warnings), cargo deny, the interoperability vectors, and a 20 s run of every
+    /// fuzz target.
     Test {
         /// The vector directory (default: ../shared/vectors next to the repository).
         #[arg(long)]
@@ -197,7 +198,10 @@ fn test(root: &Path, vector_dir: Option<PathBuf>) -> Result<()> {
         .args(["doc", "--workspace", "--no-deps", "--quiet"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     deny()?;
-    vectors(&vector_dir)
+    vectors(&vector_dir)?;
+    // Last: every fuzz target for 20 s (the fuzz crate builds in fuzz/target; needs
+    // cargo-fuzz, which .ci/run installs).
+    fuzz::smoke(root, 20)
 }
 
 /// `cargo deny check`: bans, licenses and sources always (they need no network); advisories
