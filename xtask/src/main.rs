@@ -20,7 +20,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Everything CI checks: fmt, clippy (per package, -D warnings), tests, docs
-    /// (-D warnings), cargo deny, the interoperability vectors, and the demo.
+    /// (-D warnings), cargo deny, the interoperability vectors, the demo, and a 20 s run of
+    /// every fuzz target.
     Test {
         /// The vector directory (default: ../shared/vectors next to the repository).
         #[arg(long)]
@@ -204,7 +205,10 @@ fn test(root: &Path, vector_dir: Option<PathBuf>) -> Result<()> {
             keep: false,
             quiet: true,
         },
-    )
+    )?;
+    // Last: every fuzz target for 20 s (the fuzz crate builds in fuzz/target; needs
+    // cargo-fuzz, which .ci/run installs).
+    fuzz::smoke(root, 20)
 }
 
 /// `cargo deny check`: bans, licenses and sources always (they need no network); advisories

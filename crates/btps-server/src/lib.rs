@@ -24,6 +24,8 @@ mod delivery_log;
 mod error;
 mod handler;
 pub mod http;
+#[doc(hidden)]
+pub mod internal;
 mod metrics;
 mod pipeline;
 mod ratelimit;

@@ -11,7 +11,7 @@
 
 mod connection;
 mod error;
-mod framing;
+pub(crate) mod framing;
 mod limits;
 mod server;
 mod shutdown;

@@ -439,6 +439,8 @@ pub struct Seeds {
     pub txt_records: Vec<Vec<u8>>,
     /// Every identity-like string (`from`, `to`, `signedBy`, …) and record name.
     pub identities: Vec<Vec<u8>>,
+    /// The case lines whose artifact carries a `delegation` (valid and negative cases).
+    pub delegated_lines: Vec<Vec<u8>>,
 }
 
 /// Builds fuzzing seeds from `dir`.
@@ -453,6 +455,12 @@ pub fn seed_corpus(dir: &Path) -> Result<Seeds, LoadError> {
         seeds.lines.push(case.line.clone().into_bytes());
         if let Ok(p) = parse_str(&case.line) {
             collect_identities(&p.value, &mut seeds.identities);
+            if p.value
+                .as_object()
+                .is_some_and(|o| o.contains_key("delegation"))
+            {
+                seeds.delegated_lines.push(case.line.clone().into_bytes());
+            }
         }
     }
     for (name, records) in set.dns.iter() {

@@ -1,10 +1,13 @@
 //! Integration tests of btps-trust: the conformance suite on the file backend, the file
-//! layouts and locking, crash safety (SIGKILL during writes), and handshake properties.
+//! layouts and locking, crash safety (SIGKILL during writes), and properties of the
+//! handshake, the trust state machine and the replay window.
 
 mod conformance;
 mod crash;
 mod files;
 mod handshake;
+mod replay_window;
+mod trust_state_machine;
 
 use btps_trust::file::{FileStore, FileStoreConfig};
 use btps_types::UnixMillis;
