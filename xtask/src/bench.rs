@@ -1,8 +1,10 @@
 //! `cargo xtask bench <group>`: runs the benchmark binaries in the optimized bench profile.
 //!
-//! `server` is different: it starts the real `btps-server` binary (release build) on a
-//! throwaway data directory and drives it with the load generator
-//! (`crates/btps-server/benches/server.rs`), or drives a running server (`--external`).
+//! `server` and `client` are different: they start the real `btps-server` binary (release
+//! build) on a throwaway data directory ([`LocalServer`]). `server` drives it with the load
+//! generator (`crates/btps-server/benches/server.rs`), or drives a running server
+//! (`--external`); `client` measures the client's signing and sending over one connection
+//! against it (`crates/btps-client/benches/client.rs`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -20,7 +22,9 @@ pub(crate) fn run(root: &Path, group: &str, millis: u64) -> Result<()> {
         // Both store backends: the file backend, then PostgreSQL (a throwaway cluster, or
         // BTPS_TEST_DATABASE_URL).
         "store" => &[("btps-trust", "store"), ("btps-store-postgres", "store")],
-        other => bail!("unknown benchmark group {other:?} (known: crypto, dns, store, server)"),
+        other => {
+            bail!("unknown benchmark group {other:?} (known: crypto, dns, store, server, client)")
+        }
     };
     for (package, bench) in targets {
         crate::run(
@@ -51,37 +55,20 @@ const RECEIVER: &str = "bench$local.test";
 
 /// `cargo xtask bench server`.
 ///
-/// Local: builds `btps-server` (release), creates a data directory with `btps-server init`
-/// under `target/tmp`, writes a benchmark configuration (rate limits off, connection limits
-/// raised for the idle run, logging at `warn` unless `BTPS_LOG` says otherwise), adds a
-/// sender key and its DNS record (`--setup` of the generator), sets trust
-/// `sender$vendor.test → bench$local.test` accepted, starts the server, then runs
-/// [`phases`]: idle connections (memory), the closed loop at full speed, and an open loop at
-/// half the measured rate (latency at half load). Stops the server (SIGTERM) and removes the
-/// directory afterwards.
+/// Local: builds `btps-server` (release), starts it on a throwaway data directory
+/// ([`LocalServer`], with the sender key and its DNS record from `--setup` of the
+/// generator), then runs [`phases`]: idle connections (memory), the closed loop at full
+/// speed, and an open loop at half the measured rate (latency at half load). Stops the
+/// server (SIGTERM) and removes the directory afterwards.
 pub(crate) fn server(root: &Path, opts: &ServerBench) -> Result<()> {
     if let Some(addr) = &opts.external {
         return external(root, addr, opts);
     }
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    crate::run(crate::cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "btps-server-bin",
-    ]))?;
-    let binary = target_dir.join("release/btps-server");
+    let target_dir = target_dir(root);
+    let binary = build_server(root, &target_dir)?;
     let nofile = raise_nofile_limit();
 
     let dir = target_dir.join(format!("tmp/bench-server-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let mut guard = Guard {
-        dir: dir.clone(),
-        server: None,
-    };
-
     let idle = match nofile {
         Some(limit) if limit < opts.idle_connections as u64 + 512 => {
             let n = usize::try_from(limit.saturating_sub(512)).unwrap_or(0);
@@ -94,43 +81,10 @@ pub(crate) fn server(root: &Path, opts: &ServerBench) -> Result<()> {
         }
         _ => opts.idle_connections,
     };
-
-    let server_cmd = |args: &[&str]| {
-        let mut cmd = Command::new(&binary);
-        cmd.arg("--data-dir").arg(&dir).args(args);
-        cmd
-    };
-    crate::run(server_cmd(&["init"]).stdout(Stdio::null()))?;
-    crate::run(generator(root).args(["--setup".as_ref(), dir.as_os_str()]))?;
-    let port = free_port()?;
-    let http_port = free_port()?;
-    fs::write(dir.join("config.toml"), config(port, http_port, idle))?;
-    crate::run(
-        server_cmd(&[
-            "trust",
-            "set",
-            SENDER,
-            RECEIVER,
-            "--status",
-            "accepted",
-            "--privacy",
-            "mixed",
-        ])
-        .stdout(Stdio::null()),
-    )?;
-
-    let log = fs::File::create(dir.join("server.log"))?;
-    let mut cmd = server_cmd(&[]);
-    cmd.stdout(log.try_clone()?).stderr(log);
-    eprintln!("$ {cmd:?}");
-    let child = cmd.spawn().context("start btps-server")?;
-    let pid = child.id();
-    guard.server = Some(child);
-    wait_for_port(&mut guard, port)?;
-    println!(
-        "btps-server (pid {pid}) serving on 127.0.0.1:{port}, data in {}",
-        dir.display()
-    );
+    let server = LocalServer::start(&binary, dir, idle, |dir| {
+        crate::run(generator(root).args(["--setup".as_ref(), dir.as_os_str()]))
+    })?;
+    let (dir, port, pid) = (&server.dir, server.port, server.pid);
 
     let common = |phase: &str| -> Vec<String> {
         let mut args = vec![
@@ -163,28 +117,232 @@ pub(crate) fn server(root: &Path, opts: &ServerBench) -> Result<()> {
         args
     };
 
-    let result = phases(root, &dir, &common, &opts.args, idle);
-
-    let stopped = guard.stop_server();
-    if let Ok(text) = fs::read_to_string(dir.join("server.log")) {
-        let problems: Vec<&str> = text
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .collect();
-        if !problems.is_empty() {
-            println!(
-                "\nserver log: {} warning/error lines, last ones:",
-                problems.len()
-            );
-            for line in problems.iter().rev().take(5).rev() {
-                println!("  {line}");
-            }
-        }
-    }
+    let result = phases(root, dir, &common, &opts.args, idle);
+    let stopped = server.stop();
     let summary = result?;
     stopped?;
     print!("{}", summary.render());
     Ok(())
+}
+
+/// Options of `cargo xtask bench client`.
+#[derive(Debug)]
+pub(crate) struct ClientBench {
+    /// Seconds of each phase in each round.
+    pub(crate) seconds: u64,
+    /// Further arguments of the client benchmark, appended last (so they win).
+    pub(crate) args: Vec<String>,
+}
+
+/// `cargo xtask bench client`.
+///
+/// Starts the release `btps-server` on a throwaway data directory ([`LocalServer`], on
+/// tmpfs when there is one; the sender and receiver keys and their DNS records come from
+/// `--setup` of the client benchmark), then runs `crates/btps-client/benches/client.rs` against it: signing and
+/// encrypting artifacts on one thread with no network (the raw bound) against the same
+/// work sent over one pooled `Client` connection, encrypted and plain, in alternating
+/// rounds. Prints the ratios; stops the server and removes the directory afterwards.
+pub(crate) fn client(root: &Path, opts: &ClientBench) -> Result<()> {
+    let target_dir = target_dir(root);
+    let binary = build_server(root, &target_dir)?;
+    // The server stores every artifact durably; on tmpfs its fsync latency (which on a
+    // shared disk reaches tens of milliseconds) stays out of a measurement of the client.
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        target_dir.join("tmp")
+    };
+    let dir = base.join(format!("btps-bench-client-{}", std::process::id()));
+    let server = LocalServer::start(&binary, dir, 0, |dir| {
+        crate::run(client_bench(root).args(["--setup".as_ref(), dir.as_os_str()]))
+    })?;
+    let dir = &server.dir;
+    let json = dir.join("client.json");
+    let mut cmd = client_bench(root);
+    cmd.args(["--port", &server.port.to_string(), "--ca"])
+        .arg(dir.join("tls/cert.pem"))
+        .args(["--server-pid", &server.pid.to_string()])
+        .args(["--from", SENDER, "--to", RECEIVER, "--key"])
+        .arg(dir.join("bench/sender-private.pem"))
+        .arg("--dns-file")
+        .arg(dir.join("dns.json"))
+        .args([
+            "--seconds",
+            &opts.seconds.to_string(),
+            "--plain",
+            "--json-out",
+        ])
+        .arg(&json)
+        .args(&opts.args);
+    println!("\n== signing and sending over one connection ==");
+    let result = crate::run(&mut cmd);
+    let summary = read_json(&json);
+    let stopped = server.stop();
+    result?;
+    stopped?;
+    print!("{}", render_client(summary.as_ref()));
+    Ok(())
+}
+
+/// The client benchmark: `cargo bench` gives it `--bench`.
+fn client_bench(root: &Path) -> Command {
+    let mut cmd = crate::cargo();
+    cmd.current_dir(root).args([
+        "bench",
+        "--quiet",
+        "-p",
+        "btps-client",
+        "--bench",
+        "client",
+        "--",
+    ]);
+    cmd
+}
+
+fn render_client(json: Option<&serde_json::Value>) -> String {
+    let mut out = String::from("\n== summary ==\n");
+    let Some(j) = json else {
+        out.push_str("no results (see the output above)\n");
+        return out;
+    };
+    let f = |j: &serde_json::Value, key: &str| j[key].as_f64().unwrap_or(f64::NAN);
+    for row in j["rows"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "{:9}  raw {:.0}/s, sent over one connection {:.0}/s: ratio {:.3} (target ≥ {:.2}); \
+             p50 {:.2} ms, p99 {:.2} ms; not accepted {}\n           \
+             per artifact: signing {:.0} µs alone; {:.0} µs signing and {:.0} µs handing over \
+             when sending",
+            row["row"].as_str().unwrap_or("?"),
+            f(row, "raw_per_s"),
+            f(row, "send_per_s"),
+            f(row, "ratio"),
+            f(j, "target_ratio"),
+            f(row, "p50_ms"),
+            f(row, "p99_ms"),
+            row["errors"],
+            f(row, "raw_us_per_artifact"),
+            f(row, "send_sign_us_per_artifact"),
+            f(row, "send_handoff_us_per_artifact"),
+        );
+    }
+    if let Some(other) = j["other_cpu_pct"].as_f64() {
+        let _ = writeln!(
+            out,
+            "other processes on the machine: {other:.0}% of one core (median over the phases)"
+        );
+    }
+    out
+}
+
+/// A release `btps-server` serving a throwaway data directory on 127.0.0.1, for the
+/// benchmarks. Created by `btps-server init` with a benchmark configuration (rate limits
+/// off, connection limits raised for `idle` connections, logging at `warn` unless `BTPS_LOG` says otherwise), and trust
+/// `sender$vendor.test → bench$local.test` accepted with privacy `mixed`. Stopped and
+/// removed by [`stop`](Self::stop), or on drop.
+struct LocalServer {
+    dir: PathBuf,
+    port: u16,
+    pid: u32,
+    guard: Guard,
+}
+
+impl LocalServer {
+    /// Creates `dir`, lets `setup` add keys and DNS records to it (after `init`, before the
+    /// configuration is written), and starts the server.
+    fn start(
+        binary: &Path,
+        dir: PathBuf,
+        idle: usize,
+        setup: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Self> {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let mut guard = Guard {
+            dir: dir.clone(),
+            server: None,
+        };
+        let server_cmd = |args: &[&str]| {
+            let mut cmd = Command::new(binary);
+            cmd.arg("--data-dir").arg(&dir).args(args);
+            cmd
+        };
+        crate::run(server_cmd(&["init"]).stdout(Stdio::null()))?;
+        setup(&dir)?;
+        let port = free_port()?;
+        let http_port = free_port()?;
+        fs::write(dir.join("config.toml"), config(port, http_port, idle))?;
+        crate::run(
+            server_cmd(&[
+                "trust",
+                "set",
+                SENDER,
+                RECEIVER,
+                "--status",
+                "accepted",
+                "--privacy",
+                "mixed",
+            ])
+            .stdout(Stdio::null()),
+        )?;
+
+        let log = fs::File::create(dir.join("server.log"))?;
+        let mut cmd = server_cmd(&[]);
+        cmd.stdout(log.try_clone()?).stderr(log);
+        eprintln!("$ {cmd:?}");
+        let child = cmd.spawn().context("start btps-server")?;
+        let pid = child.id();
+        guard.server = Some(child);
+        wait_for_port(&mut guard, port)?;
+        println!(
+            "btps-server (pid {pid}) serving on 127.0.0.1:{port}, data in {}",
+            dir.display()
+        );
+        Ok(Self {
+            dir,
+            port,
+            pid,
+            guard,
+        })
+    }
+
+    /// Stops the server (SIGTERM), prints the last warnings and errors of its log, and
+    /// removes the directory.
+    fn stop(mut self) -> Result<()> {
+        let stopped = self.guard.stop_server();
+        if let Ok(text) = fs::read_to_string(self.dir.join("server.log")) {
+            let problems: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            if !problems.is_empty() {
+                println!(
+                    "\nserver log: {} warning/error lines, last ones:",
+                    problems.len()
+                );
+                for line in problems.iter().rev().take(5).rev() {
+                    println!("  {line}");
+                }
+            }
+        }
+        stopped
+    }
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Builds `btps-server` (release); returns the binary.
+fn build_server(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    crate::run(crate::cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "btps-server-bin",
+    ]))?;
+    Ok(target_dir.join("release/btps-server"))
 }
 
 /// `--external HOST:PORT`: [`phases`] against a running server (idle connections only when

@@ -50,12 +50,17 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
-    /// Benchmarks (`crypto`, `dns`, `store`, `server`).
+    /// Benchmarks (`crypto`, `dns`, `store`, `server`, `client`).
     ///
     /// `server` builds and starts `btps-server` on a throwaway data directory and measures
     /// it with the load generator (crates/btps-server/benches/server.rs): full load, latency
     /// at half load, and the memory of idle connections. Arguments after the options go to
     /// the generator (`cargo xtask bench server -- --connections 64`).
+    ///
+    /// `client` starts the server the same way and measures the client's signing and
+    /// sending over one pooled connection against the raw signing bound, encrypted and
+    /// plain (crates/btps-client/benches/client.rs); arguments after the options go to it
+    /// (`cargo xtask bench client -- --rounds 9`).
     Bench {
         /// Which benchmark group.
         #[arg(default_value = "crypto")]
@@ -63,9 +68,10 @@ enum Task {
         /// Measurement time per operation in milliseconds.
         #[arg(long, default_value_t = 2000)]
         millis: u64,
-        /// `server`: seconds of each timed phase.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
+        /// `server`: seconds of each timed phase (default 10); `client`: seconds of each
+        /// phase in each round (default 1).
+        #[arg(long)]
+        seconds: Option<u64>,
         /// `server`: measure a running server instead of starting one (give the generator
         /// `--ca FILE` or `--insecure`, `--key`, `--from`, `--to`).
         #[arg(long, value_name = "HOST:PORT")]
@@ -74,7 +80,7 @@ enum Task {
         /// with `--external` skipped unless given).
         #[arg(long)]
         idle_connections: Option<usize>,
-        /// `server`: arguments for the load generator.
+        /// `server`, `client`: arguments for the load generator or the client benchmark.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -106,9 +112,20 @@ fn main() -> Result<()> {
                 bench::server(
                     &root,
                     &bench::ServerBench {
-                        seconds,
+                        seconds: seconds.unwrap_or(10),
                         external,
                         idle_connections,
+                        args,
+                    },
+                )
+            } else if group == "client" {
+                if external.is_some() || idle_connections.is_some() {
+                    bail!("--external and --idle-connections are options of `bench server`");
+                }
+                bench::client(
+                    &root,
+                    &bench::ClientBench {
+                        seconds: seconds.unwrap_or(1),
                         args,
                     },
                 )
