@@ -76,8 +76,19 @@ struct Accepted {
     expires_at: UnixMillis,
 }
 
+/// Opens the store. Another test of this binary spawns child processes; a child forked
+/// while this test held the `LOCK` file keeps a copy of its descriptor (and so the flock)
+/// until it execs, so a reopen right after a drop may briefly find the directory in use.
 fn open(dir: &std::path::Path, now: UnixMillis) -> FileStore {
-    FileStore::open(&FileStoreConfig::new(dir), now).expect("store opens")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match FileStore::open(&FileStoreConfig::new(dir), now) {
+            Err(btps_trust::TrustError::InUse { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result.expect("store opens"),
+        }
+    }
 }
 
 async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
