@@ -127,6 +127,17 @@ pub enum ClientError {
     /// The client configuration cannot be used (no trust anchors, unreadable CA file, …).
     #[error("client configuration: {0}")]
     Config(String),
+    /// An HTTPS fetch of a `.well-known` document failed: an error status, too many
+    /// redirects, a body over the limit, or a malformed HTTP reply.
+    #[error("HTTPS {url}: {reason}")]
+    Http {
+        /// The URL asked for.
+        url: String,
+        /// What went wrong.
+        reason: String,
+        /// Whether asking again later may succeed (5xx, 429).
+        temporary: bool,
+    },
 }
 
 impl From<SchemaError> for ClientError {
@@ -153,6 +164,7 @@ impl ClientError {
     /// | [`BadSignature`](Self::BadSignature), [`Crypto`](Self::Crypto) | [`CryptoError::error_code`] |
     /// | [`Identity`](Self::Identity) | `BTP_ERROR_IDENTITY` |
     /// | [`Config`](Self::Config) | `BTP_UNKNOWN_ERROR` |
+    /// | [`Http`](Self::Http) | `BTP_ERROR_CONNECTION_ENDED` when temporary, else `BTP_ERROR_VALIDATION` |
     pub fn error_code(&self) -> ErrorCode {
         match self {
             Self::Dns(e) => e.error_code(),
@@ -178,6 +190,13 @@ impl ClientError {
             Self::BadSignature(e) | Self::Crypto(e) => e.error_code(),
             Self::Identity(_) => ErrorCode::Identity,
             Self::Config(_) => ErrorCode::Unknown,
+            Self::Http { temporary, .. } => {
+                if *temporary {
+                    ErrorCode::ConnectionEnded
+                } else {
+                    ErrorCode::Validation
+                }
+            }
         }
     }
 
@@ -204,6 +223,7 @@ impl ClientError {
             | Self::ConnectionClosed { .. }
             | Self::PoolExhausted { .. } => true,
             Self::Dns(e) => e.is_temporary(),
+            Self::Http { temporary, .. } => *temporary,
             Self::Rejected {
                 code, error_code, ..
             } => match error_code {

@@ -19,6 +19,9 @@
 //! * **Agents** — [`Agent`]: onboarding with an auth token, refresh-token rotation (also
 //!   automatically before expiry), one typed method per action of §3.5, and
 //!   [`decrypt_artifact`] (verify first, then decrypt with the user's keys).
+//! * **Keys** — [`KeyRing`]: identity keys by selector with their rotation (pending →
+//!   active → retiring), signed rotation proofs; [`WellKnownClient`] fetches
+//!   `/.well-known/btp-key-rotation.json` over HTTPS with limits (docs/keys.md).
 //!
 //! Every failure is a [`ClientError`]; [`ClientError::error_code`] gives the wire code and
 //! [`ClientError::is_retryable`] the retry verdict.
@@ -111,11 +114,14 @@ mod config;
 mod connection;
 mod delegation;
 mod error;
+pub mod fsutil;
+pub mod keyring;
 mod pool;
 mod response;
 mod tls;
 mod transporter;
 mod util;
+mod well_known;
 
 pub use addr::ServerAddr;
 pub use agent::{
@@ -127,9 +133,11 @@ pub use client::{Client, ClientStats, RequestOptions};
 pub use config::{Backoff, ClientConfig, RetryPolicy, TlsTrust};
 pub use delegation::{Attestor, Delegator, DeviceSender, device_delegation_records};
 pub use error::{ClientError, Result};
+pub use keyring::{KeyEntry, KeyRing, KeyRingError, KeyState, RotationPlan};
 pub use response::Response;
 pub use tls::{certificate_fingerprint, parse_fingerprint};
 pub use transporter::{
     ArtifactBuilder, Delivery, DeliveryStatus, NeedIdentity, NeedKey, NeedSelector, Transporter,
     TransporterBuilder,
 };
+pub use well_known::{KEY_ROTATION_PATH, TRUST_LIST_PATH, WellKnownClient, WellKnownConfig};

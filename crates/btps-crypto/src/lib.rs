@@ -13,7 +13,9 @@
 //! * [`sign_encrypt`], [`decrypt_document`], [`decrypt_verify`], [`decrypt_with_any`];
 //! * [`delegate`], [`attest`], [`check_delegation_rules`], [`verify_delegation`];
 //! * [`verify_artifact`] over a whole validated artifact with keys from a [`KeySource`]
-//!   ([`required_keys`] lists them), and [`verify_response`] for signed replies.
+//!   ([`required_keys`] lists them), and [`verify_response`] for signed replies;
+//! * [`RotationProof`], [`RotationDocument`] and [`find_rotation_chain`]: signed key-rotation
+//!   proofs for receivers that pin a sender's key (docs/keys.md).
 //!
 //! The crate is sans-IO: it never reads the clock, files, DNS or sockets. Keys, `issuedAt`
 //! strings and randomness ([`Randomness`]) are passed in. Errors are [`CryptoError`];
@@ -28,6 +30,7 @@ mod delegation;
 mod encrypt;
 mod error;
 mod key;
+mod rotation;
 mod sign;
 mod verify;
 
@@ -46,6 +49,10 @@ pub use encrypt::{
 };
 pub use error::{CryptoError, DelegationLayer, Result, SigFailure};
 pub use key::{KeyPair, KeyPolicy, KeyType, PublicKey};
+pub use rotation::{
+    IN_BAND_MEMBER, MAX_CHAIN, MAX_DOCUMENT_BYTES, ROTATION_PROOF_TYPE, RotationDocument,
+    RotationError, RotationProof, RotationTerms, find_rotation_chain,
+};
 pub use sign::{
     ALGORITHM_HASH, NeedIdentity, NeedSelector, TransporterSigner, sign_in_place, sign_text,
     sign_value,

@@ -7,7 +7,8 @@
 //! * **Trust rules** (pure): [`evaluate`] applies §7.3 in order to the facts of an incoming
 //!   artifact ([`Incoming`]) and the consulted record, with every DEVIATION, and returns a
 //!   [`Verdict`] with the wire code; [`evaluate_agent`] for agent records;
-//!   [`check_sender_key`] for key changes (`keyHistory`, optional key pinning).
+//!   [`check_sender_key`] for key changes (`keyHistory`, pinned keys with `lockedTrust` /
+//!   `allowKeyRotation`, [`apply_rotation`] once a rotation proof verified).
 //! * **Consent handshake** (pure, §7.4): [`request_outgoing`], [`receive_request`],
 //!   [`decide`], [`apply_response`], [`revoke`], [`can_request`].
 //! * **Store traits**, one per concern: [`TrustStore`], [`IdentityStore`] (identities and
@@ -48,10 +49,10 @@ pub use id::{
     generate_auth_token, generate_refresh_token, generate_uuid_v4, trust_id,
 };
 pub use identity::{IdentityKey, IdentityRecord};
-pub use record::{KeyHistoryEntry, TrustRecord, TrustStatus};
+pub use record::{KeyHistoryEntry, RotationEntry, TrustRecord, TrustStatus};
 pub use rules::{
-    Incoming, IncomingKind, KeyCheck, Refusal, RefusalReason, SenderKey, Verdict, check_sender_key,
-    evaluate, evaluate_agent,
+    Incoming, IncomingKind, KeyCheck, Refusal, RefusalReason, SenderKey, Verdict, apply_rotation,
+    check_sender_key, evaluate, evaluate_agent, key_pinned,
 };
 pub use store::{
     CasOutcome, DEFAULT_FETCH_LIMIT, DeliveryOutcome, DeliveryState, DeliveryStatus, Expected,

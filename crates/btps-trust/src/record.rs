@@ -84,6 +84,26 @@ pub struct KeyHistoryEntry {
     pub extra: Object,
 }
 
+/// One key rotation the receiver accepted on the strength of a signed rotation proof
+/// (docs/keys.md): `{oldKey, newKey, rotatedAt, rotationMethod, proofSource}`, fingerprints
+/// for the keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RotationEntry {
+    /// `oldKey`: fingerprint of the pinned key that was replaced.
+    pub old_fingerprint: String,
+    /// `newKey`: fingerprint of the key that replaced it.
+    pub new_fingerprint: String,
+    /// `rotatedAt`: when the receiver accepted the rotation.
+    pub rotated_at: UnixMillis,
+    /// `rotationMethod`: `signed-proof`.
+    pub method: String,
+    /// `proofSource`: `well-known` (fetched from the sender's domain) or `in-band` (carried
+    /// by the artifact).
+    pub source: String,
+    /// Members this crate does not know, kept in order.
+    pub extra: Object,
+}
+
 /// A trust record (PROTOCOL.md §7.1): who may send to whom, with which key and privacy
 /// policy. Agent records (§8.2) use the same shape with `sender_id` = the `agentId`.
 ///
@@ -134,11 +154,20 @@ pub struct TrustRecord {
     pub retry_after: Option<UnixMillis>,
     /// `metadata`: free (agent records: `{agentInfo: {...}}`).
     pub metadata: Option<Object>,
+    /// `lockedTrust` (docs/keys.md): the sender's key is pinned; a different key is refused
+    /// unless [`allow_key_rotation`](Self::allow_key_rotation) and a valid rotation proof.
+    /// Written only when `true`.
+    pub locked_trust: bool,
+    /// `allowKeyRotation`: with locked trust, accept a new key proven by a rotation proof
+    /// signed by the pinned key. Written only when `true`.
+    pub allow_key_rotation: bool,
+    /// `rotationHistory`: rotations accepted on a proof, oldest first. Written when not empty.
+    pub rotation_history: Vec<RotationEntry>,
     /// Members this crate does not know, kept in order and written back.
     pub extra: Object,
 }
 
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 17] = [
     "id",
     "senderId",
     "receiverId",
@@ -153,6 +182,9 @@ const KNOWN: [&str; 14] = [
     "privacyType",
     "retryAfterDate",
     "metadata",
+    "lockedTrust",
+    "allowKeyRotation",
+    "rotationHistory",
 ];
 
 impl TrustRecord {
@@ -174,6 +206,9 @@ impl TrustRecord {
             privacy_type: PrivacyType::Encrypted,
             retry_after: None,
             metadata: None,
+            locked_trust: false,
+            allow_key_rotation: false,
+            rotation_history: Vec::new(),
             extra: Object::new(),
         }
     }
@@ -240,6 +275,14 @@ impl TrustRecord {
     #[must_use]
     pub fn with_retry_after(mut self, retry_after: Option<UnixMillis>) -> Self {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// Builder: sets `lockedTrust` and `allowKeyRotation` (docs/keys.md).
+    #[must_use]
+    pub fn with_lock(mut self, locked_trust: bool, allow_key_rotation: bool) -> Self {
+        self.locked_trust = locked_trust;
+        self.allow_key_rotation = allow_key_rotation;
         self
     }
 
@@ -316,6 +359,34 @@ impl TrustRecord {
         if let Some(m) = &self.metadata {
             o.insert("metadata", m.clone());
         }
+        if self.locked_trust {
+            o.insert("lockedTrust", true);
+        }
+        if self.allow_key_rotation {
+            o.insert("allowKeyRotation", true);
+        }
+        if !self.rotation_history.is_empty() {
+            o.insert(
+                "rotationHistory",
+                Value::Array(
+                    self.rotation_history
+                        .iter()
+                        .map(|r| {
+                            let mut e = Object::with_capacity(5 + r.extra.len());
+                            e.insert("oldKey", r.old_fingerprint.as_str());
+                            e.insert("newKey", r.new_fingerprint.as_str());
+                            e.insert("rotatedAt", time(r.rotated_at));
+                            e.insert("rotationMethod", r.method.as_str());
+                            e.insert("proofSource", r.source.as_str());
+                            for (key, v) in r.extra.iter() {
+                                e.insert(key.clone(), v.clone());
+                            }
+                            Value::Object(e)
+                        })
+                        .collect(),
+                ),
+            );
+        }
         for (k, v) in self.extra.iter() {
             o.insert(k.clone(), v.clone());
         }
@@ -361,7 +432,38 @@ impl TrustRecord {
                 extra: ef.extra(&["fingerprint", "firstSeen", "lastSeen"]),
             });
         }
+        let mut rotation_history = Vec::new();
+        for (i, e) in f
+            .opt_array("rotationHistory")?
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
+            let eo = e.as_object().ok_or_else(|| {
+                TrustError::InvalidRecord(format!(
+                    "trust record rotationHistory[{i}] is not an object"
+                ))
+            })?;
+            let ef = Fields::new(eo, "rotationHistory entry");
+            rotation_history.push(RotationEntry {
+                old_fingerprint: ef.req_str("oldKey")?.to_owned(),
+                new_fingerprint: ef.req_str("newKey")?.to_owned(),
+                rotated_at: ef.req_time("rotatedAt")?,
+                method: ef.opt_str("rotationMethod")?.unwrap_or_default().to_owned(),
+                source: ef.opt_str("proofSource")?.unwrap_or_default().to_owned(),
+                extra: ef.extra(&[
+                    "oldKey",
+                    "newKey",
+                    "rotatedAt",
+                    "rotationMethod",
+                    "proofSource",
+                ]),
+            });
+        }
         Ok(Self {
+            locked_trust: f.opt_bool("lockedTrust")?.unwrap_or(false),
+            allow_key_rotation: f.opt_bool("allowKeyRotation")?.unwrap_or(false),
+            rotation_history,
             id: match f.opt_str("id")? {
                 Some(id) => id.to_owned(),
                 None => trust_id(&sender_id, &receiver_id),

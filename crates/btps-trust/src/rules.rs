@@ -9,7 +9,7 @@
 use btps_types::artifact::{PrivacyType, TransporterType, TrustDecision};
 use btps_types::{ErrorCode, Transporter, UnixMillis};
 
-use crate::record::{KeyHistoryEntry, TrustRecord, TrustStatus};
+use crate::record::{KeyHistoryEntry, RotationEntry, TrustRecord, TrustStatus};
 use crate::trust_id;
 
 /// What kind of transporter artifact arrived, with the decision of a `TRUST_RES`.
@@ -285,19 +285,38 @@ pub enum KeyCheck {
     /// The record must be updated: the old fingerprint was appended to `keyHistory` (with
     /// `lastSeen = now`) and the new key stored; persist this record.
     Updated(Box<TrustRecord>),
+    /// The key is pinned and rotation is allowed: accept the new key only with a rotation
+    /// proof that chains from the pinned key to it (docs/keys.md), then persist
+    /// [`apply_rotation`]'s record. Without one, refuse with `BTP_ERROR_SIG_MISMATCH`
+    /// ([`key_pinned`]).
+    ProofRequired,
 }
 
-/// The key-change rule (§7.3): when a `BTPS_DOC` verifies with a key whose fingerprint
-/// differs from `publicKeyFingerprint`, append `{fingerprint: old, firstSeen: decidedAt,
-/// lastSeen: now}` to `keyHistory` and store the new key; with `pin_keys` refuse instead with
-/// `BTP_ERROR_SIG_MISMATCH`. A record without a key yet simply takes the key.
+/// The refusal for a key change that the pinned trust does not allow:
+/// `BTP_ERROR_SIG_MISMATCH`.
+pub fn key_pinned() -> Refusal {
+    Refusal::new(ErrorCode::SigMismatch, RefusalReason::KeyPinned)
+}
+
+/// The key-change rule (§7.3, docs/keys.md): when a `BTPS_DOC` verifies with a key whose
+/// fingerprint differs from `publicKeyFingerprint`:
+///
+/// * unlocked trust (DNS is authoritative): append `{fingerprint: old, firstSeen: decidedAt,
+///   lastSeen: now}` to `keyHistory` and store the new key;
+/// * locked trust (`lockedTrust` on the record, or `pin_keys` for every record) with
+///   rotation allowed (`allowKeyRotation` on a locked record; always under `pin_keys`):
+///   [`KeyCheck::ProofRequired`];
+/// * locked trust without `allowKeyRotation`: refused with `BTP_ERROR_SIG_MISMATCH`.
+///
+/// A record without a key yet simply takes the key.
 ///
 /// Call it only for artifacts signed by the sender's own key (not for delegated artifacts,
 /// whose device key is not the sender's published key).
 ///
 /// # Errors
 ///
-/// [`Refusal`] with `BTP_ERROR_SIG_MISMATCH` when the key changed and `pin_keys` is set.
+/// [`Refusal`] with `BTP_ERROR_SIG_MISMATCH` when the key changed and the record is locked
+/// without rotation.
 pub fn check_sender_key(
     record: &TrustRecord,
     key: SenderKey<'_>,
@@ -307,14 +326,45 @@ pub fn check_sender_key(
     if record.public_key_fingerprint == key.fingerprint {
         return Ok(KeyCheck::Unchanged);
     }
+    if !record.public_key_fingerprint.is_empty() {
+        if record.locked_trust {
+            return if record.allow_key_rotation {
+                Ok(KeyCheck::ProofRequired)
+            } else {
+                Err(key_pinned())
+            };
+        }
+        if pin_keys {
+            return Ok(KeyCheck::ProofRequired);
+        }
+    }
+    Ok(KeyCheck::Updated(Box::new(replace_key(record, key, now))))
+}
+
+/// The record after a proven rotation to `key`: the pinned key goes to `keyHistory`, the new
+/// key is stored, and `rotationHistory` gains `{oldKey, newKey, rotatedAt: now,
+/// rotationMethod: "signed-proof", proofSource: source}`.
+pub fn apply_rotation(
+    record: &TrustRecord,
+    key: SenderKey<'_>,
+    now: UnixMillis,
+    source: &str,
+) -> TrustRecord {
+    let mut updated = replace_key(record, key, now);
+    updated.rotation_history.push(RotationEntry {
+        old_fingerprint: record.public_key_fingerprint.clone(),
+        new_fingerprint: key.fingerprint.to_owned(),
+        rotated_at: now,
+        method: "signed-proof".to_owned(),
+        source: source.to_owned(),
+        extra: btps_types::json::Object::new(),
+    });
+    updated
+}
+
+fn replace_key(record: &TrustRecord, key: SenderKey<'_>, now: UnixMillis) -> TrustRecord {
     let mut updated = record.clone();
     if !record.public_key_fingerprint.is_empty() {
-        if pin_keys {
-            return Err(Refusal::new(
-                ErrorCode::SigMismatch,
-                RefusalReason::KeyPinned,
-            ));
-        }
         updated.key_history.push(KeyHistoryEntry {
             fingerprint: record.public_key_fingerprint.clone(),
             first_seen: record.decided_at,
@@ -326,7 +376,7 @@ pub fn check_sender_key(
         .clone_into(&mut updated.public_key_base64);
     key.fingerprint
         .clone_into(&mut updated.public_key_fingerprint);
-    Ok(KeyCheck::Updated(Box::new(updated)))
+    updated
 }
 
 #[cfg(test)]
@@ -543,8 +593,32 @@ mod tests {
         assert_eq!(u.key_history[0].first_seen, r.decided_at);
         assert_eq!(u.key_history[0].last_seen, t(5));
         assert_eq!(
-            check_sender_key(&r, new, t(5), true).unwrap_err().code,
+            check_sender_key(&r, new, t(5), true),
+            Ok(KeyCheck::ProofRequired)
+        );
+        // Locked on the record: rotation only when allowed, and then only with a proof.
+        let locked = r.clone().with_lock(true, false);
+        assert_eq!(
+            check_sender_key(&locked, new, t(5), false)
+                .unwrap_err()
+                .code,
             SigMismatch
+        );
+        let rotating = r.clone().with_lock(true, true);
+        assert_eq!(
+            check_sender_key(&rotating, new, t(5), false),
+            Ok(KeyCheck::ProofRequired)
+        );
+        let rotated = apply_rotation(&rotating, new, t(6), "in-band");
+        assert_eq!(rotated.public_key_fingerprint, "new");
+        assert_eq!(rotated.key_history.len(), 1);
+        assert_eq!(rotated.rotation_history.len(), 1);
+        assert_eq!(rotated.rotation_history[0].old_fingerprint, "old");
+        assert_eq!(rotated.rotation_history[0].source, "in-band");
+        assert_eq!(TrustRecord::from_json(&rotated.to_json()).unwrap(), rotated);
+        assert_eq!(
+            check_sender_key(&rotated, new, t(7), false),
+            Ok(KeyCheck::Unchanged)
         );
         // A record without a key takes it without history, pinned or not.
         let Ok(KeyCheck::Updated(u)) =
