@@ -249,7 +249,18 @@ request_timeout_ms = 5000
 ca_files = []                       # CA PEM files instead of the system trust store
 
 [http]
-listen = "127.0.0.1:9443"           # /healthz, /readyz, /metrics
+listen = "127.0.0.1:9443"           # /healthz, /readyz, /metrics, /.well-known/* (plain HTTP)
+# well_known_listen = "0.0.0.0:443" # HTTPS (the BTPS certificate), /.well-known/* only
+publish_trust = false               # serve /.well-known/btps-trust.json (reveals relationships)
+
+[key_rotation]                      # docs/keys.md
+keyring = "keyring"                 # the server identities' keys by selector
+grace_secs = 0                      # old key kept after a switch; 0 = freshness window + delivery lifetime + 1 h
+check_interval_secs = 60            # how often a pending key is looked up in DNS
+fetch_proofs = true                 # fetch https://<domain>/.well-known/btp-key-rotation.json for pinned senders
+fetch_timeout_ms = 5000
+ca_files = []                       # instead of the system trust store, for the fetch
+# proof_urls = { "vendorcorp.test" = "https://127.0.0.1:8443" }
 
 [log]
 format = "text"                     # or json

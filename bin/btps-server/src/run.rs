@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
-use btps_client::{Client, ClientConfig, TlsTrust};
+use btps_client::{Client, ClientConfig, KeyRing, TlsTrust, WellKnownClient, WellKnownConfig};
 use btps_crypto::KeyPair;
 use btps_dns::{DnsCache, HickoryConfig, HickoryResolver, StaticTable};
 use btps_server::{
@@ -161,22 +161,21 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
 
     let stores = open_stores(&config).await?;
     let dns = open_dns(&config)?;
-    let key_path = config.resolve(&config.server_key);
-    let key = KeyPair::from_pem(
-        &std::fs::read_to_string(&key_path)
-            .with_context(|| format!("read the server key {}", key_path.display()))?,
-    )
-    .with_context(|| format!("{}", key_path.display()))?;
-    let signer = ReplySigner {
-        identity: config.server_identity.clone(),
-        selector: config.server_selector.clone(),
-        key,
-    };
+    let keyring = KeyRing::new(config.resolve(&config.key_rotation.keyring));
+    let signer = signing_key(
+        &keyring,
+        &config.server_identity,
+        &config.server_selector,
+        &config.resolve(&config.server_key),
+    )?;
     ensure_server_identity(&stores, &signer).await?;
     let deliver = delivery_transport(&config, &dns)?;
     let mut pipeline =
         Pipeline::new(stores, dns, PipelineOptions::from_config(&config)).with_signer(signer);
-    pipeline = add_tenants(pipeline, &config).await?;
+    pipeline = add_tenants(pipeline, &config, &keyring).await?;
+    if let Some(source) = proof_source(&config)? {
+        pipeline = pipeline.with_proof_source(source);
+    }
     if let Some(log) = &config.delivery_log {
         pipeline = pipeline.with_delivery_log(DeliveryLog::open(&config.resolve(log))?);
     }
@@ -221,7 +220,25 @@ pub(crate) async fn serve(cli: &Cli) -> Result<()> {
             .map(|a| format!(", metrics on http://{a}/metrics"))
             .unwrap_or_default()
     );
-    let server = Server::new(config, Arc::new(pipeline), tls);
+    config.key_grace().map_err(anyhow::Error::msg)?;
+    let well_known = match config.http.well_known_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} (well-known)"))?,
+        ),
+        None => None,
+    };
+    if let Some(w) = &well_known {
+        println!(
+            "btps-server: serving /.well-known documents on https://{}",
+            w.local_addr()?
+        );
+    }
+    let mut server = Server::new(config, Arc::new(pipeline), tls).with_keyring(keyring);
+    if let Some(w) = well_known {
+        server = server.with_well_known_listener(w);
+    }
     server.run(listener, http, shutdown, deliver).await?;
     println!("btps-server: stopped");
     Ok(())
@@ -289,20 +306,91 @@ fn spawn_signals(tls: TlsReloader, shutdown: Shutdown) -> Result<()> {
     Ok(())
 }
 
+/// The signing key of `identity`: the key ring's active key; on first use, the configured
+/// key file is imported into the key ring as active at `selector` (the entry points at the
+/// file, which stays where it is).
+fn signing_key(
+    keyring: &KeyRing,
+    identity: &str,
+    selector: &str,
+    key_file: &std::path::Path,
+) -> Result<ReplySigner> {
+    let id: btps_types::Identity = identity
+        .parse()
+        .map_err(|e| anyhow::anyhow!("server identity {identity:?}: {e}"))?;
+    let has_keys = keyring
+        .load()?
+        .iter()
+        .any(|k| k.identity.eq_ignore_case(&id) && k.active().is_some());
+    if !has_keys {
+        let key = KeyPair::from_pem(
+            &std::fs::read_to_string(key_file)
+                .with_context(|| format!("read the key of {identity} ({})", key_file.display()))?,
+        )
+        .with_context(|| format!("{}", key_file.display()))?;
+        let sel = btps_types::Selector::parse(selector)
+            .map_err(|e| anyhow::anyhow!("selector {selector:?}: {e}"))?;
+        let file = std::path::absolute(key_file).unwrap_or_else(|_| key_file.to_path_buf());
+        keyring.import(&id, &sel, &key, Some(&file), now())?;
+    }
+    let (selector, key) = keyring.active_key(&id)?;
+    Ok(ReplySigner {
+        identity: identity.to_owned(),
+        selector: selector.to_string(),
+        key,
+    })
+}
+
+/// The rotation-proof fetcher of `[key_rotation]`, or `None` when disabled (or when no
+/// trust anchors can be loaded: pinned keys then rotate only with in-band proofs).
+fn proof_source(config: &ServerConfig) -> Result<Option<Arc<dyn btps_server::ProofSource>>> {
+    let rotation = &config.key_rotation;
+    if !rotation.fetch_proofs {
+        return Ok(None);
+    }
+    let mut wk = WellKnownConfig {
+        timeout: std::time::Duration::from_millis(rotation.fetch_timeout_ms),
+        overrides: rotation
+            .proof_urls
+            .iter()
+            .map(|(d, u)| (d.to_ascii_lowercase(), u.clone()))
+            .collect(),
+        ..WellKnownConfig::default()
+    };
+    if !rotation.ca_files.is_empty() {
+        let mut pem = Vec::new();
+        for file in &rotation.ca_files {
+            let path = config.resolve(file);
+            pem.extend(
+                std::fs::read(&path)
+                    .with_context(|| format!("read [key_rotation] ca_files {}", path.display()))?,
+            );
+            pem.push(b'\n');
+        }
+        wk.trust = TlsTrust::CaPem(pem);
+    }
+    match WellKnownClient::new(wk) {
+        Ok(client) => Ok(Some(Arc::new(btps_server::WellKnownProofs::new(client)))),
+        Err(e) => {
+            tracing::warn!(error = %e, "rotation proofs will not be fetched");
+            Ok(None)
+        }
+    }
+}
+
 /// `[[tenants]]`: each domain's server identity signs the replies about its identities.
-async fn add_tenants(mut pipeline: Pipeline, config: &ServerConfig) -> Result<Pipeline> {
+async fn add_tenants(
+    mut pipeline: Pipeline,
+    config: &ServerConfig,
+    keyring: &KeyRing,
+) -> Result<Pipeline> {
     for tenant in &config.tenants {
-        let path = config.resolve(&tenant.server_key);
-        let key =
-            KeyPair::from_pem(&std::fs::read_to_string(&path).with_context(|| {
-                format!("read the key of {} ({})", tenant.domain, path.display())
-            })?)
-            .with_context(|| format!("{}", path.display()))?;
-        let signer = ReplySigner {
-            identity: tenant.server_identity.clone(),
-            selector: tenant.server_selector.clone(),
-            key,
-        };
+        let signer = signing_key(
+            keyring,
+            &tenant.server_identity,
+            &tenant.server_selector,
+            &config.resolve(&tenant.server_key),
+        )?;
         ensure_server_identity(pipeline.stores(), &signer).await?;
         pipeline = pipeline.with_tenant_signer(&tenant.domain, signer);
     }

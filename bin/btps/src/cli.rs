@@ -76,6 +76,10 @@ pub(crate) enum Command {
     Dns(DnsCommand),
     /// Generates an identity key pair (RSA-2048) and prints the DNS records to publish.
     Keygen(KeygenArgs),
+    /// Identity keys by selector in a key ring: import, rotate, status, activate, retire,
+    /// and the rotation proofs to publish (docs/keys.md).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Signed artifacts in files: verify signatures, decrypt documents.
     #[command(subcommand)]
     Artifact(ArtifactCommand),
@@ -193,6 +197,94 @@ pub(crate) struct KeygenArgs {
     /// Record identity, selector and the private key's path in the profile.
     #[arg(long)]
     pub(crate) save: bool,
+}
+
+/// Where the key ring is.
+#[derive(Debug, Args)]
+pub(crate) struct KeyringArgs {
+    /// The key-ring directory (default: `<config dir>/keyring`; a server's is
+    /// `<data dir>/keyring`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keyring: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Adds an existing private key as the active key of an identity.
+    Import {
+        /// The identity, `account$domain`.
+        identity: String,
+        /// The key's selector.
+        #[arg(long, default_value = "btps1")]
+        selector: String,
+        /// The private key (PEM).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[command(flatten)]
+        ring: KeyringArgs,
+    },
+    /// Creates the next selector's key (pending), signs a rotation proof with the active
+    /// key, and prints the DNS record to publish.
+    Rotate {
+        /// The identity, `account$domain`.
+        identity: String,
+        /// The new selector (default: the active one counted up, btps1 → btps2).
+        #[arg(long)]
+        selector: Option<String>,
+        /// rsa (RSA-2048, default) or ed25519 (Rust peers only).
+        #[arg(long, default_value = "rsa")]
+        key_type: String,
+        /// How long receivers may use the rotation proof, in days.
+        #[arg(long, default_value_t = 90)]
+        proof_days: u32,
+        #[command(flatten)]
+        ring: KeyringArgs,
+    },
+    /// Lists an identity's keys with their state and whether DNS serves them.
+    Status {
+        /// The identity, `account$domain`.
+        identity: String,
+        #[command(flatten)]
+        ring: KeyringArgs,
+        #[command(flatten)]
+        dns: DnsArgs,
+    },
+    /// Makes the pending key active once DNS serves it; the old key keeps decrypting for
+    /// the grace period.
+    Activate {
+        /// The identity, `account$domain`.
+        identity: String,
+        /// Seconds the old key stays usable (at least the receivers' freshness window
+        /// plus the longest delivery retry period: the default is 25 hours).
+        #[arg(long, default_value_t = 25 * 3600)]
+        grace_secs: u64,
+        /// Activate without checking DNS.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        ring: KeyringArgs,
+        #[command(flatten)]
+        dns: DnsArgs,
+    },
+    /// Removes retiring keys whose grace period ended; prints the DNS records to delete.
+    Retire {
+        /// The identity, `account$domain`.
+        identity: String,
+        /// Retire before the grace period ends.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        ring: KeyringArgs,
+    },
+    /// Prints (or writes) `/.well-known/btp-key-rotation.json` for the key ring: every
+    /// rotation proof still valid.
+    Proofs {
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        ring: KeyringArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 mod agent;
 mod artifact;
 mod dns;
+mod key;
 mod keygen;
 mod mailbox;
 mod profile;
@@ -30,6 +31,7 @@ pub(crate) fn run(ctx: &Context, command: Command) -> Result<Exit, CliError> {
         Command::Dns(DnsCommand::Resolve(args)) => dns::resolve(ctx, &args),
         Command::Dns(DnsCommand::Records(args)) => dns::records(ctx, &args),
         Command::Keygen(args) => keygen::run(ctx, &args),
+        Command::Key(command) => key::run(ctx, command),
         Command::Artifact(ArtifactCommand::Verify(args)) => artifact::verify(ctx, &args),
         Command::Artifact(ArtifactCommand::Decrypt(args)) => artifact::decrypt(ctx, &args),
         Command::Profile(command) => profile::run(ctx, command),

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub delivery: DeliveryConfig,
     /// The HTTP listener for `/healthz`, `/readyz` and `/metrics`.
     pub http: HttpConfig,
+    /// `[key_rotation]`: the key ring, rotation of the server's keys, rotation proofs.
+    pub key_rotation: KeyRotationConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             tokens: TokenConfig::default(),
             delivery: DeliveryConfig::default(),
             http: HttpConfig::default(),
+            key_rotation: KeyRotationConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -435,14 +438,93 @@ impl Default for DeliveryConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Address, or `None` to disable (`127.0.0.1:9443`).
+    /// Address, or `None` to disable (`127.0.0.1:9443`). Plain HTTP: `/healthz`, `/readyz`,
+    /// `/metrics` and the `.well-known` documents (for a reverse proxy that adds TLS).
     pub listen: Option<SocketAddr>,
+    /// Address of an HTTPS listener (the BTPS certificate) that serves only the
+    /// `.well-known` documents, or `None` (default) for none.
+    pub well_known_listen: Option<SocketAddr>,
+    /// Serve `/.well-known/btps-trust.json`: the active trust records without private
+    /// fields (PROTOCOL.md §7.7). Off by default: it reveals business relationships.
+    pub publish_trust: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: Some(SocketAddr::from(([127, 0, 0, 1], 9443))),
+            well_known_listen: None,
+            publish_trust: false,
+        }
+    }
+}
+
+/// Key rotation (docs/keys.md): the key ring of the server's identities, and the rotation
+/// proofs a receiver checks when a pinned sender's key changes.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyRotationConfig {
+    /// The key-ring directory (`keyring`, relative to `data_dir`). The server's signing
+    /// identities are imported into it on start; `btps key rotate … --keyring` rotates them.
+    pub keyring: PathBuf,
+    /// Seconds a replaced key stays published and decrypting (0 = automatic: the freshness
+    /// window plus `[delivery] lifetime_secs` plus one hour). A smaller non-zero value is a
+    /// configuration error.
+    pub grace_secs: u64,
+    /// How often the key ring and DNS are checked for a pending key, in seconds (60).
+    pub check_interval_secs: u64,
+    /// Fetch `https://<domain>/.well-known/btp-key-rotation.json` when a pinned sender's key
+    /// changed without an in-band proof (`true`).
+    pub fetch_proofs: bool,
+    /// Bound on one fetch, redirects included, in milliseconds (5000).
+    pub fetch_timeout_ms: u64,
+    /// Per-domain base URLs for the fetch instead of `https://<domain>` (`{}`).
+    pub proof_urls: std::collections::BTreeMap<String, String>,
+    /// CA certificates (PEM files) for the fetch instead of the system trust store (`[]`).
+    pub ca_files: Vec<PathBuf>,
+}
+
+impl Default for KeyRotationConfig {
+    fn default() -> Self {
+        Self {
+            keyring: PathBuf::from("keyring"),
+            grace_secs: 0,
+            check_interval_secs: 60,
+            fetch_proofs: true,
+            fetch_timeout_ms: 5000,
+            proof_urls: std::collections::BTreeMap::new(),
+            ca_files: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The least grace period of a replaced key: the freshness window plus the longest
+    /// delivery retry period (`[delivery] lifetime_secs`).
+    pub fn minimum_key_grace(&self) -> Duration {
+        Duration::from_secs(
+            self.limits
+                .freshness_window_secs
+                .saturating_add(self.delivery.lifetime_secs),
+        )
+    }
+
+    /// The grace period of a replaced key (`[key_rotation] grace_secs`, or the minimum plus
+    /// one hour when 0).
+    ///
+    /// # Errors
+    ///
+    /// A configured grace shorter than [`minimum_key_grace`](Self::minimum_key_grace).
+    pub fn key_grace(&self) -> Result<Duration, String> {
+        let minimum = self.minimum_key_grace();
+        match self.key_rotation.grace_secs {
+            0 => Ok(minimum + Duration::from_secs(3600)),
+            s if Duration::from_secs(s) < minimum => Err(format!(
+                "[key_rotation] grace_secs = {s} is shorter than the freshness window plus \
+                 [delivery] lifetime_secs ({} s)",
+                minimum.as_secs()
+            )),
+            s => Ok(Duration::from_secs(s)),
         }
     }
 }
@@ -523,6 +605,15 @@ pub const ENV_KEYS: &[&str] = &[
     "delivery__request_timeout_ms",
     "delivery__ca_files",
     "http__listen",
+    "http__well_known_listen",
+    "http__publish_trust",
+    "key_rotation__keyring",
+    "key_rotation__grace_secs",
+    "key_rotation__check_interval_secs",
+    "key_rotation__fetch_proofs",
+    "key_rotation__fetch_timeout_ms",
+    "key_rotation__proof_urls",
+    "key_rotation__ca_files",
     "log__format",
     "log__level",
 ];
@@ -537,6 +628,21 @@ mod tests {
             ServerConfig::from_toml("").unwrap(),
             ServerConfig::default()
         );
+    }
+
+    #[test]
+    fn key_grace_is_at_least_the_freshness_window_plus_the_retry_period() {
+        let mut c = ServerConfig::default();
+        let minimum = c.minimum_key_grace();
+        assert_eq!(
+            minimum.as_secs(),
+            c.limits.freshness_window_secs + c.delivery.lifetime_secs
+        );
+        assert!(c.key_grace().unwrap() > minimum);
+        c.key_rotation.grace_secs = minimum.as_secs() - 1;
+        assert!(c.key_grace().is_err());
+        c.key_rotation.grace_secs = minimum.as_secs();
+        assert_eq!(c.key_grace().unwrap(), minimum);
     }
 
     #[test]

@@ -513,7 +513,8 @@ impl Inner {
             .parse::<Identity>()
             .ok()
             .and_then(|s| self.pipeline.delegator_for(&s))
-            .map_or(sender, |d| d.identity.as_str());
+            .map_or_else(|| sender.to_owned(), |d| d.identity.clone());
+        let from = from.as_str();
         let failure = Failure {
             artifact: &entry.artifact,
             from,

@@ -1,14 +1,17 @@
-//! The observability listener: a small HTTP/1.1 server for `/healthz`, `/readyz` and the
-//! Prometheus `/metrics`. One request per connection (`Connection: close`), bounded request
-//! head and time.
+//! The HTTP listeners: a small HTTP/1.1 server for `/healthz`, `/readyz`, the Prometheus
+//! `/metrics` and the `.well-known` documents (`/.well-known/btp-key-rotation.json`, and
+//! `/.well-known/btps-trust.json` when published), plain or over TLS. One request per
+//! connection (`Connection: close`), bounded request head and time.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::transport::TlsReloader;
 
 /// What the endpoints report. Implemented by the server.
 pub trait Probe: Send + Sync + 'static {
@@ -16,14 +19,29 @@ pub trait Probe: Send + Sync + 'static {
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
     /// `/metrics`: the Prometheus text.
     fn metrics(&self) -> String;
+    /// A `.well-known` document at `path`: `None` when not served here (404), `Err` when it
+    /// cannot be produced now (503).
+    fn well_known(&self, path: &str)
+    -> impl Future<Output = Option<Result<String, String>>> + Send;
+}
+
+/// Which endpoints a listener answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// Health, readiness, metrics and the `.well-known` documents.
+    All,
+    /// Only the `.well-known` documents (a public listener).
+    WellKnown,
 }
 
 const MAX_HEAD: usize = 8 * 1024;
 
-/// Serves `listener` until `shutdown` resolves.
+/// Serves `listener` until `shutdown` resolves: plain HTTP, or HTTPS with `tls`.
 pub async fn serve_http<P: Probe>(
     listener: TcpListener,
     probe: Arc<P>,
+    tls: Option<TlsReloader>,
+    routes: Routes,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     tokio::pin!(shutdown);
@@ -33,18 +51,30 @@ pub async fn serve_http<P: Probe>(
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
                 let probe = Arc::clone(&probe);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, peer, probe)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(10), async move {
+                        match tls {
+                            None => handle(stream, peer, probe, routes).await,
+                            Some(tls) => {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
+                                let stream = acceptor.accept(stream).await?;
+                                handle(stream, peer, probe, routes).await
+                            }
+                        }
+                    })
+                    .await;
                 });
             }
         }
     }
 }
 
-async fn handle<P: Probe>(
-    mut stream: TcpStream,
+async fn handle<P: Probe, S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     _peer: SocketAddr,
     probe: Arc<P>,
+    routes: Routes,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -64,7 +94,21 @@ async fn handle<P: Probe>(
     if method != "GET" && method != "HEAD" {
         return respond(&mut stream, 405, "text/plain", "method not allowed\n").await;
     }
-    match path.split('?').next().unwrap_or("") {
+    let path = path.split('?').next().unwrap_or("");
+    if path.starts_with("/.well-known/") {
+        return match probe.well_known(path).await {
+            Some(Ok(body)) => respond(&mut stream, 200, "application/json", &body).await,
+            Some(Err(why)) => {
+                tracing::warn!(path, error = %why, "a .well-known document failed");
+                respond(&mut stream, 503, "text/plain", "unavailable\n").await
+            }
+            None => respond(&mut stream, 404, "text/plain", "not found\n").await,
+        };
+    }
+    if routes == Routes::WellKnown {
+        return respond(&mut stream, 404, "text/plain", "not found\n").await;
+    }
+    match path {
         "/healthz" => respond(&mut stream, 200, "text/plain", "ok\n").await,
         "/readyz" => match probe.ready().await {
             Ok(()) => respond(&mut stream, 200, "text/plain", "ready\n").await,
@@ -78,8 +122,8 @@ async fn handle<P: Probe>(
     }
 }
 
-async fn respond(
-    stream: &mut TcpStream,
+async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     content_type: &str,
     body: &str,

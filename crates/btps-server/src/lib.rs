@@ -26,6 +26,7 @@ mod handler;
 pub mod http;
 #[doc(hidden)]
 pub mod internal;
+mod keys;
 mod metrics;
 mod pipeline;
 mod ratelimit;
@@ -42,6 +43,10 @@ pub use delivery::{
 pub use delivery_log::DeliveryLog;
 pub use error::{Result, ServerError};
 pub use handler::{Handled, LineHandler, Peer, TransportEvent};
+pub use keys::{
+    KeyRotation, KeyRotationOptions, ProofSource, TRUST_LIST_MAX, WellKnownProofs,
+    rotation_document, trust_list,
+};
 pub use metrics::{Histogram, Metrics};
 pub use pipeline::{Outcome, Pipeline, PipelineOptions, Stores};
 pub use ratelimit::RateLimiter;

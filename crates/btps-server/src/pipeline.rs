@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use btps_crypto::SystemRandom;
+use btps_crypto::{KeyPair, SystemRandom};
 use btps_dns::DnsCache;
 use btps_trust::{IdentityStore, MessageStore, ReplayEntry, ReplayStore, TrustStore};
 use btps_types::artifact::ReplayKey;
@@ -31,6 +31,7 @@ use crate::config::{RateLimits, ServerConfig, TokenConfig};
 use crate::delivery_log::DeliveryLog;
 use crate::error::{Result, ServerError};
 use crate::handler::{Handled, LineHandler, Peer, TransportEvent};
+use crate::keys::ProofSource;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::reply::{Reply, ReplySigner, SignedLayout, encode_line};
@@ -175,13 +176,39 @@ impl Outcome {
     }
 }
 
+/// A signer that a key rotation can replace while requests use the old one.
+struct SignerSlot(std::sync::RwLock<Arc<ReplySigner>>);
+
+impl SignerSlot {
+    fn new(signer: ReplySigner) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(signer)))
+    }
+
+    fn get(&self) -> Arc<ReplySigner> {
+        Arc::clone(
+            &self
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn set(&self, signer: ReplySigner) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(signer);
+    }
+}
+
 /// The inbound pipeline. Cheap to share (`Arc`); all state lives in the stores and caches.
 pub struct Pipeline {
     stores: Stores,
     dns: DnsCache,
     clock: Arc<dyn WallClock>,
-    signer: Option<ReplySigner>,
-    tenant_signers: Vec<(String, ReplySigner)>,
+    signer: Option<SignerSlot>,
+    tenant_signers: Vec<(String, SignerSlot)>,
+    proof_source: Option<Arc<dyn ProofSource>>,
     opts: PipelineOptions,
     limits: Limiters,
     metrics: Arc<Metrics>,
@@ -208,6 +235,7 @@ impl Pipeline {
             clock: Arc::new(SystemWallClock),
             signer: None,
             tenant_signers: Vec::new(),
+            proof_source: None,
             limits: Limiters::new(&opts.rate_limits),
             opts,
             metrics: Arc::new(Metrics::default()),
@@ -227,7 +255,7 @@ impl Pipeline {
     /// Signs identity-lookup replies (and auth replies when configured) with `signer`.
     #[must_use]
     pub fn with_signer(mut self, signer: ReplySigner) -> Self {
-        self.signer = Some(signer);
+        self.signer = Some(SignerSlot::new(signer));
         self
     }
 
@@ -241,20 +269,77 @@ impl Pipeline {
             self.opts.domains.push(domain.clone());
         }
         self.tenant_signers.retain(|(d, _)| *d != domain);
-        self.tenant_signers.push((domain, signer));
+        self.tenant_signers.push((domain, SignerSlot::new(signer)));
         self
     }
 
+    /// Looks for rotation proofs at `source` when a pinned sender's key changed and the
+    /// artifact carries no valid proof in-band (docs/keys.md).
+    #[must_use]
+    pub fn with_proof_source(mut self, source: Arc<dyn ProofSource>) -> Self {
+        self.proof_source = Some(source);
+        self
+    }
+
+    /// The source of rotation proofs, if any.
+    pub(crate) fn proof_source(&self) -> Option<&Arc<dyn ProofSource>> {
+        self.proof_source.as_ref()
+    }
+
+    /// The server identities whose keys sign replies and delegations, with their current
+    /// selectors.
+    pub fn signing_identities(&self) -> Vec<(String, String)> {
+        self.signer
+            .iter()
+            .chain(self.tenant_signers.iter().map(|(_, s)| s))
+            .map(|slot| {
+                let s = slot.get();
+                (s.identity.clone(), s.selector.clone())
+            })
+            .collect()
+    }
+
+    /// Signs with `selector` and the key of `load` from now on wherever `identity` signs
+    /// (replies, delegations): the switch of a key rotation. Returns whether `identity`
+    /// signs here.
+    ///
+    /// # Errors
+    ///
+    /// The error of `load` (called once per place `identity` signs).
+    pub fn switch_signing_key<E>(
+        &self,
+        identity: &str,
+        selector: &str,
+        mut load: impl FnMut() -> std::result::Result<KeyPair, E>,
+    ) -> std::result::Result<bool, E> {
+        let mut found = false;
+        for slot in self
+            .signer
+            .iter()
+            .chain(self.tenant_signers.iter().map(|(_, s)| s))
+        {
+            if slot.get().identity.eq_ignore_ascii_case(identity) {
+                slot.set(ReplySigner {
+                    identity: identity.to_owned(),
+                    selector: selector.to_owned(),
+                    key: load()?,
+                });
+                found = true;
+            }
+        }
+        Ok(found)
+    }
+
     /// The signer for replies about identities of `domain`: the tenant's, else the default.
-    fn signer_for(&self, domain: Option<&str>) -> Option<&ReplySigner> {
+    fn signer_for(&self, domain: Option<&str>) -> Option<Arc<ReplySigner>> {
         domain
             .and_then(|d| {
                 self.tenant_signers
                     .iter()
                     .find(|(t, _)| t.eq_ignore_ascii_case(d))
-                    .map(|(_, s)| s)
+                    .map(|(_, s)| s.get())
             })
-            .or(self.signer.as_ref())
+            .or_else(|| self.signer.as_ref().map(SignerSlot::get))
     }
 
     /// The delegator of artifacts that agents of `sender` queue (PROTOCOL.md §9.4, first
@@ -262,7 +347,7 @@ impl Pipeline {
     /// ([`with_tenant_signer`](Self::with_tenant_signer)), else the default signer when its
     /// identity is in that domain. `None` when no server identity shares the domain (a
     /// receiver refuses a delegator of another domain, §9.3).
-    pub fn delegator_for(&self, sender: &Identity) -> Option<&ReplySigner> {
+    pub fn delegator_for(&self, sender: &Identity) -> Option<Arc<ReplySigner>> {
         let in_domain = |s: &ReplySigner| {
             s.identity
                 .parse::<Identity>()
@@ -270,9 +355,15 @@ impl Pipeline {
         };
         self.tenant_signers
             .iter()
+            .map(|(d, s)| (d, s.get()))
             .find(|(d, s)| d.eq_ignore_ascii_case(sender.domain()) && in_domain(s))
             .map(|(_, s)| s)
-            .or_else(|| self.signer.as_ref().filter(|s| in_domain(s)))
+            .or_else(|| {
+                self.signer
+                    .as_ref()
+                    .map(SignerSlot::get)
+                    .filter(|s| in_domain(s))
+            })
     }
 
     /// Notified after an artifact is queued in an outbox, so that a delivery worker

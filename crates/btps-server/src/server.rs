@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use crate::config::ServerConfig;
 use crate::delivery::{Deliver, DeliveryOptions, DeliveryWorker};
 use crate::error::{Result, ServerError};
-use crate::http::{Probe, serve_http};
+use crate::http::{Probe, Routes, serve_http};
+use crate::keys::{KeyRotation, KeyRotationOptions, rotation_document, trust_list};
 use crate::pipeline::Pipeline;
 use crate::transport::{Shutdown, TlsReloader, Transport, TransportStats};
 
@@ -20,6 +21,8 @@ pub struct Server {
     tls: TlsReloader,
     transport: Transport,
     stats: Arc<TransportStats>,
+    keyring: Option<btps_client::KeyRing>,
+    well_known: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Server {
@@ -46,7 +49,24 @@ impl Server {
             tls,
             transport,
             stats,
+            keyring: None,
+            well_known: None,
         }
+    }
+
+    /// Rotates the signing identities' keys from `keyring` ([`KeyRotation`]) and publishes
+    /// its rotation proofs at `/.well-known/btp-key-rotation.json`.
+    #[must_use]
+    pub fn with_keyring(mut self, keyring: btps_client::KeyRing) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// Serves the `.well-known` documents over HTTPS (the BTPS certificate) on `listener`.
+    #[must_use]
+    pub fn with_well_known_listener(mut self, listener: TcpListener) -> Self {
+        self.well_known = Some(listener);
+        self
     }
 
     /// The TLS configuration: [`TlsReloader::reload`] swaps the certificate for new
@@ -77,7 +97,7 @@ impl Server {
     ///
     /// Invalid limits, timeouts or delivery options.
     pub async fn run(
-        self,
+        mut self,
         listener: TcpListener,
         http: Option<TcpListener>,
         shutdown: Shutdown,
@@ -104,17 +124,44 @@ impl Server {
                 None
             }
         };
+        let probe = Arc::new(ServerProbe {
+            pipeline: self.pipeline.clone(),
+            stats: self.stats.clone(),
+            identity: self.config.server_identity.parse().ok(),
+            keyring: self.keyring.clone(),
+            publish_trust: self.config.http.publish_trust,
+        });
         if let Some(http) = http {
-            let probe = Arc::new(ServerProbe {
-                pipeline: self.pipeline.clone(),
-                stats: self.stats.clone(),
-                identity: self.config.server_identity.parse().ok(),
-            });
-            let stop = shutdown.clone();
+            let (probe, stop) = (probe.clone(), shutdown.clone());
             tokio::spawn(async move {
-                serve_http(http, probe, async move { stop.triggered().await }).await;
+                serve_http(http, probe, None, Routes::All, async move {
+                    stop.triggered().await;
+                })
+                .await;
             });
         }
+        if let Some(listener) = self.well_known.take() {
+            let (probe, stop, tls) = (probe.clone(), shutdown.clone(), self.tls.clone());
+            tokio::spawn(async move {
+                serve_http(listener, probe, Some(tls), Routes::WellKnown, async move {
+                    stop.triggered().await;
+                })
+                .await;
+            });
+        }
+        let rotation = match &self.keyring {
+            Some(keyring) => {
+                let options = KeyRotationOptions {
+                    grace: self.config.key_grace().map_err(ServerError::Config)?,
+                    interval: std::time::Duration::from_secs(
+                        self.config.key_rotation.check_interval_secs.max(1),
+                    ),
+                };
+                let task = KeyRotation::new(self.pipeline.clone(), keyring.clone(), options);
+                Some(tokio::spawn(task.run()))
+            }
+            None => None,
+        };
         let maintenance = {
             let pipeline = self.pipeline.clone();
             let stop = shutdown.clone();
@@ -131,6 +178,9 @@ impl Server {
             .await
             .map_err(|e| ServerError::Config(e.to_string()));
         maintenance.abort();
+        if let Some(rotation) = rotation {
+            rotation.abort();
+        }
         if let Some(worker) = delivery {
             if shutdown.is_triggered() {
                 // The worker stops on the same signal, bounded by the grace.
@@ -171,9 +221,31 @@ struct ServerProbe {
     pipeline: Arc<Pipeline>,
     stats: Arc<TransportStats>,
     identity: Option<Identity>,
+    keyring: Option<btps_client::KeyRing>,
+    publish_trust: bool,
 }
 
 impl Probe for ServerProbe {
+    async fn well_known(&self, path: &str) -> Option<std::result::Result<String, String>> {
+        let now = self.pipeline.now();
+        match path {
+            btps_client::KEY_ROTATION_PATH => {
+                let Some(ring) = self.keyring.clone() else {
+                    return Some(Ok(btps_crypto::RotationDocument::default().to_json()));
+                };
+                Some(
+                    tokio::task::spawn_blocking(move || rotation_document(&ring, now))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string())),
+                )
+            }
+            btps_client::TRUST_LIST_PATH if self.publish_trust => {
+                Some(trust_list(&self.pipeline, now).await)
+            }
+            _ => None,
+        }
+    }
+
     async fn ready(&self) -> std::result::Result<(), String> {
         let stores = self.pipeline.stores();
         stores

@@ -116,6 +116,34 @@ impl Pipeline {
                 match check_sender_key(r, sender, now, self.opts.pin_keys) {
                     Ok(KeyCheck::Updated(updated)) => Some(updated),
                     Ok(KeyCheck::Unchanged) => None,
+                    Ok(KeyCheck::ProofRequired) => {
+                        match crate::keys::prove_rotation(
+                            t.raw,
+                            r,
+                            &t.from,
+                            &verified.signer,
+                            self.proof_source(),
+                            now,
+                        )
+                        .await
+                        {
+                            Ok(source) => {
+                                tracing::info!(
+                                    from = %t.from, trust_id = %record_id, source,
+                                    "pinned key rotated on a signed proof"
+                                );
+                                Some(Box::new(btps_trust::apply_rotation(r, sender, now, source)))
+                            }
+                            Err(why) => {
+                                return Err(ServerError::refused(
+                                    btps_trust::key_pinned().code,
+                                    format!(
+                                        "pinned key changed without a valid rotation proof: {why}"
+                                    ),
+                                ));
+                            }
+                        }
+                    }
                     Err(refusal) => {
                         return Err(ServerError::refused(refusal.code, "pinned key changed"));
                     }

@@ -765,7 +765,8 @@ async fn a_domain_without_a_server_identity_cannot_delegate_but_a_tenant_can() {
     assert_eq!(
         tenant
             .delegator_for(&FINANCE.parse().unwrap())
-            .map(|s| s.identity.as_str()),
+            .map(|s| s.identity.clone())
+            .as_deref(),
         Some(SERVER)
     );
 }
@@ -1134,7 +1135,10 @@ async fn the_server_runs_the_worker_with_a_transport() {
                 poll_ms: 3_600_000,
                 ..DeliveryConfig::default()
             },
-            http: HttpConfig { listen: None },
+            http: HttpConfig {
+                listen: None,
+                ..HttpConfig::default()
+            },
             ..ServerConfig::default()
         };
         let server = Server::new(config, h.pipeline.clone(), tls);

@@ -111,6 +111,18 @@ pub(crate) async fn harness_dns(
     opts: PipelineOptions,
     real_dns: bool,
 ) -> Harness {
+    harness_configured(now, state, refresh_token, opts, real_dns, |p| p).await
+}
+
+/// [`harness_dns`] with `configure` applied to the pipeline before it is shared.
+pub(crate) async fn harness_configured(
+    now: UnixMillis,
+    state: TrustState,
+    refresh_token: Option<&str>,
+    opts: PipelineOptions,
+    real_dns: bool,
+    configure: impl FnOnce(Pipeline) -> Pipeline,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(&FileStoreConfig::new(dir.path()), now).unwrap());
     let table = StaticTable::load(&vectors_dir().join("dns.json")).unwrap();
@@ -195,9 +207,11 @@ pub(crate) async fn harness_dns(
         selector: "btps1".into(),
         key: KeyPair::from_pem(&read_key("server-buyer-private.pem")).unwrap(),
     };
-    let pipeline = Pipeline::new(Stores::from_backend(store.clone()), dns, opts)
-        .with_clock(clock.clone())
-        .with_signer(signer);
+    let pipeline = configure(
+        Pipeline::new(Stores::from_backend(store.clone()), dns, opts)
+            .with_clock(clock.clone())
+            .with_signer(signer),
+    );
     Harness {
         pipeline: Arc::new(pipeline),
         dns_server,
