@@ -580,7 +580,7 @@ pub fn publish_record(
             KeyType::Ed25519 => btps_types::record::KeyType::Ed25519,
             _ => btps_types::record::KeyType::Rsa,
         },
-        &key.to_base64_spki(),
+        key.to_base64_spki(),
     );
     (
         identity_record_name(selector.as_str(), identity),
@@ -844,7 +844,7 @@ mod tests {
             ring.current_proof(&id, t(21)).unwrap(),
             Some(plan.proof.clone())
         );
-        assert_eq!(ring.published_proofs(t(21)).unwrap(), [plan.proof.clone()]);
+        assert_eq!(ring.published_proofs(t(21)).unwrap(), std::slice::from_ref(&plan.proof));
         assert!(ring.published_proofs(t(2 * 86_400)).unwrap().is_empty());
 
         // The old key retires only after its grace period.

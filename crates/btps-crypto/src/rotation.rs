@@ -487,7 +487,7 @@ mod tests {
         let text = doc.to_json();
         let (back, skipped) = RotationDocument::parse(text.as_bytes(), KeyPolicy::DEFAULT).unwrap();
         assert_eq!(skipped, 0);
-        assert_eq!(back.proofs, [p.clone()]);
+        assert_eq!(back.proofs, std::slice::from_ref(&p));
         back.proofs[0].verify(k1.public_key(), t(1)).unwrap();
     }
 

@@ -40,6 +40,9 @@ pub trait ProofSource: Send + Sync + 'static {
     async fn proofs(&self, domain: &str) -> Result<Arc<[RotationProof]>, String>;
 }
 
+/// The outcome of one fetch of a domain's proofs.
+type Fetched = Result<Arc<[RotationProof]>, String>;
+
 /// [`ProofSource`] over HTTPS: `https://<domain>/.well-known/btp-key-rotation.json`, with
 /// the results cached per domain (successes for `ttl`, failures for `failure_ttl`, so a
 /// stream of artifacts from a sender with an unproven key does not fetch for each).
@@ -47,7 +50,7 @@ pub struct WellKnownProofs {
     client: WellKnownClient,
     ttl: Duration,
     failure_ttl: Duration,
-    cache: Mutex<HashMap<String, (Instant, Result<Arc<[RotationProof]>, String>)>>,
+    cache: Mutex<HashMap<String, (Instant, Fetched)>>,
 }
 
 impl WellKnownProofs {
