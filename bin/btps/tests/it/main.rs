@@ -4,6 +4,7 @@
 mod artifact;
 mod cli;
 mod dns;
+mod key;
 mod keygen;
 mod network;
 mod profile;
