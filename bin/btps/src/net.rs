@@ -279,14 +279,17 @@ impl Sender {
         let selector = Selector::parse(&selector)
             .map_err(|e| CliError::usage(format!("selector {selector:?}: {e}")))?;
         let key = read_private_key(key)?;
+        let proof = rotation_proof(ctx, &from, &key)?;
         let client = client(ctx, net, domain)?;
-        Ok(Self::Direct(
-            Transporter::builder(client)
-                .identity(from)
-                .selector(selector)
-                .key(key)
-                .build(),
-        ))
+        let mut transporter = Transporter::builder(client)
+            .identity(from)
+            .selector(selector)
+            .key(key)
+            .build();
+        if let Some(proof) = proof {
+            transporter = transporter.with_rotation_proof(proof);
+        }
+        Ok(Self::Direct(transporter))
     }
 
     async fn delegated(
@@ -458,6 +461,26 @@ pub(crate) fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
         .into_iter()
         .max_by_key(|e| e.code())
         .unwrap_or(Exit::Ok)
+}
+
+/// The rotation proof to carry in-band when `key` is `identity`'s active key in the default
+/// key ring (`<config dir>/keyring`) and a proof of it is still valid (docs/keys.md).
+fn rotation_proof(
+    ctx: &Context,
+    identity: &Identity,
+    key: &btps_crypto::KeyPair,
+) -> Result<Option<btps_crypto::RotationProof>, CliError> {
+    let ring = btps_client::KeyRing::new(ctx.profile_ref()?.config_dir.join("keyring"));
+    let Ok(keys) = ring.identity(identity) else {
+        return Ok(None);
+    };
+    if keys
+        .active()
+        .is_none_or(|a| a.fingerprint != key.public_key().fingerprint())
+    {
+        return Ok(None);
+    }
+    Ok(ring.current_proof(identity, now()?).ok().flatten())
 }
 
 #[cfg(test)]

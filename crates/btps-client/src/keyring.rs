@@ -844,7 +844,10 @@ mod tests {
             ring.current_proof(&id, t(21)).unwrap(),
             Some(plan.proof.clone())
         );
-        assert_eq!(ring.published_proofs(t(21)).unwrap(), std::slice::from_ref(&plan.proof));
+        assert_eq!(
+            ring.published_proofs(t(21)).unwrap(),
+            std::slice::from_ref(&plan.proof)
+        );
         assert!(ring.published_proofs(t(2 * 86_400)).unwrap().is_empty());
 
         // The old key retires only after its grace period.

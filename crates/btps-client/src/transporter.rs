@@ -130,6 +130,7 @@ impl TransporterBuilder<Identity, Selector, Arc<KeyPair>> {
             identity: self.identity,
             selector: self.selector,
             key: self.key,
+            rotation_proof: None,
         }
     }
 }
@@ -147,9 +148,20 @@ pub struct Transporter {
     identity: Identity,
     selector: Selector,
     key: Arc<KeyPair>,
+    rotation_proof: Option<Arc<btps_crypto::RotationProof>>,
 }
 
 impl Transporter {
+    /// Carries `proof` in every artifact, as the `keyRotation` member (covered by the
+    /// signature): receivers that pinned this identity's previous key accept the new one on
+    /// it (docs/keys.md). Use the proof whose new key is this transporter's key while
+    /// receivers catch up ([`KeyRing::current_proof`](crate::KeyRing::current_proof)).
+    #[must_use]
+    pub fn with_rotation_proof(mut self, proof: btps_crypto::RotationProof) -> Self {
+        self.rotation_proof = Some(Arc::new(proof));
+        self
+    }
+
     /// A builder: set [`identity`](TransporterBuilder::identity),
     /// [`selector`](TransporterBuilder::selector) and [`key`](TransporterBuilder::key),
     /// then [`build`](TransporterBuilder::build).
@@ -295,6 +307,9 @@ impl ArtifactBuilder<'_> {
             .with("selector", t.selector.as_str())
             .with("id", id)
             .with("issuedAt", issued_at.to_datetime_string());
+        if let Some(proof) = &t.rotation_proof {
+            artifact.insert(btps_crypto::IN_BAND_MEMBER, proof.as_object().clone());
+        }
         TransporterSigner::new(&t.key)
             .identity(t.identity.clone())
             .selector(t.selector.clone())
