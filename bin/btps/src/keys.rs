@@ -40,7 +40,9 @@ pub(crate) fn key_flags(values: &[String]) -> Vec<(String, PathBuf)> {
 }
 
 /// The decryption keys: `flags` (from [`key_flags`]) when given, else the profile's `key`
-/// (under its `selector`) and its `decrypt_keys`, in that order.
+/// (under its `selector`), its `decrypt_keys`, then the profile identity's keys in the key
+/// ring (`<config dir>/keyring`: active, pending and retiring, so artifacts encrypted to the
+/// old selector still decrypt during a rotation), in that order.
 ///
 /// # Errors
 ///
@@ -65,10 +67,24 @@ pub(crate) fn decryption_keys(
     } else {
         flags.to_vec()
     };
-    specs
+    let mut keys = specs
         .into_iter()
         .map(|(selector, path)| Ok((selector, read_private_key(&path)?)))
-        .collect()
+        .collect::<Result<Vec<_>, CliError>>()?;
+    if flags.is_empty() {
+        let (r, p) = ctx.profile()?;
+        if let Some(identity) = p
+            .identity
+            .as_deref()
+            .and_then(|i| btps_types::Identity::parse(i).ok())
+        {
+            let ring = btps_client::KeyRing::new(r.config_dir.join("keyring"));
+            if let Ok(ring_keys) = ring.decryption_keys(&identity) {
+                keys.extend(ring_keys.into_iter().map(|(s, k)| (s.to_string(), k)));
+            }
+        }
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
