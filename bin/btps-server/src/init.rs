@@ -254,4 +254,7 @@ listen = "127.0.0.1:9443"           # /healthz, /readyz, /metrics
 [log]
 format = "text"                     # or json
 level = "info"
+
+[keys]                              # RSA under 2048 bits is always refused (docs/keys.md)
+accept_ed25519 = true               # Ed25519 device/delegation keys between Rust peers
 "#;
