@@ -1,7 +1,7 @@
 //! Operator subcommands over the configured stores.
 
 use anyhow::{Context, Result, bail};
-use btps_crypto::{PublicKey, SystemRandom};
+use btps_crypto::{KeyType, PublicKey, SystemRandom};
 use btps_trust::{
     IdentityKey, IdentityRecord, PageRequest, TokenHash, TokenKind, TokenRecord, TrustFilter,
     TrustRecord, TrustStatus, generate_auth_token, trust_id,
@@ -20,7 +20,7 @@ pub(crate) enum IdentityCmd {
     Add {
         /// `user$domain`.
         identity: String,
-        /// PEM SPKI public key file.
+        /// PEM SPKI public key file: RSA, 2048 to 8192 bits.
         #[arg(long)]
         public_key: std::path::PathBuf,
         /// Selector of the key.
@@ -115,7 +115,24 @@ pub(crate) async fn identity_cmd(cli: &Cli, cmd: &IdentityCmd) -> Result<()> {
             let id = identity(id)?;
             let pem = std::fs::read_to_string(public_key)
                 .with_context(|| format!("read {}", public_key.display()))?;
-            let key = PublicKey::from_pem(&pem).context("public key")?;
+            let key = PublicKey::from_pem(&pem).with_context(|| {
+                format!(
+                    "{}: not a usable public key (RSA keys need 2048 to 8192 bits)",
+                    public_key.display()
+                )
+            })?;
+            if key.key_type() != KeyType::Rsa {
+                // Peers encrypt documents to a hosted identity's key (RSA-OAEP) and btps-node
+                // peers verify it: Ed25519 is for device and delegation keys only.
+                bail!(
+                    "{}: identity keys must be RSA (2048 bits or more): senders encrypt \
+                     documents to them with RSA-OAEP and btps-node peers cannot verify {} \
+                     signatures; {} keys are for agent devices and delegations between Rust peers",
+                    public_key.display(),
+                    key.key_type(),
+                    key.key_type()
+                );
+            }
             let record = match stores.identities.get_identity(id.as_str()).await? {
                 Some(mut r) => {
                     r.rotate_to(IdentityKey::rsa(selector, &key.to_pem(), now()));

@@ -265,4 +265,7 @@ ca_files = []                       # instead of the system trust store, for the
 [log]
 format = "text"                     # or json
 level = "info"
+
+[keys]                              # RSA under 2048 bits is always refused (docs/keys.md)
+accept_ed25519 = true               # Ed25519 device/delegation keys between Rust peers
 "#;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result, bail};
 use btps_client::{Client, ClientConfig, KeyRing, TlsTrust, WellKnownClient, WellKnownConfig};
 use btps_crypto::KeyPair;
-use btps_dns::{DnsCache, HickoryConfig, HickoryResolver, StaticTable};
+use btps_dns::{CacheConfig, DnsCache, HickoryConfig, HickoryResolver, StaticTable};
 use btps_server::{
     ClientDeliver, Deliver, DeliveryLog, Pipeline, PipelineOptions, ReplySigner, Server,
     ServerConfig, Shutdown, Stores, TlsReloader, TlsSettings, ensure_self_signed,
@@ -95,19 +95,21 @@ pub(crate) async fn open_stores(config: &ServerConfig) -> Result<Stores> {
     }
 }
 
-/// DNS: a static table or hickory.
+/// DNS: a static table or hickory; keys are parsed under the `[keys]` policy.
 pub(crate) fn open_dns(config: &ServerConfig) -> Result<DnsCache> {
+    let mut cache = CacheConfig::default();
+    cache.key_policy = config.keys.key_policy();
     if let Some(file) = &config.dns.file {
         let path = config.resolve(file);
         let table = StaticTable::load(&path).with_context(|| format!("{}", path.display()))?;
-        return Ok(DnsCache::new(table));
+        return Ok(DnsCache::with_config(table, cache));
     }
     let hc = if config.dns.nameservers.is_empty() {
         HickoryConfig::system()
     } else {
         HickoryConfig::with_nameservers(config.dns.nameservers.iter().copied())
     };
-    Ok(DnsCache::new(HickoryResolver::new(&hc)?))
+    Ok(DnsCache::with_config(HickoryResolver::new(&hc)?, cache))
 }
 
 fn init_logging(config: &ServerConfig) {

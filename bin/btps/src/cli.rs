@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use btps_client::ServerAddr;
+use btps_crypto::KeyType;
 use btps_dns::{DEFAULT_RECORD_TTL, DnssecMode};
 use btps_types::artifact::{PrivacyType, SortOrder, TransporterType, TrustDecision};
 use btps_types::{Identity, Selector, UnixMillis};
@@ -74,7 +75,8 @@ pub(crate) enum Command {
     /// DNS records of BTPS identities.
     #[command(subcommand)]
     Dns(DnsCommand),
-    /// Generates an identity key pair (RSA-2048) and prints the DNS records to publish.
+    /// Generates an identity key pair (RSA-2048 by default) and prints the DNS records to
+    /// publish.
     Keygen(KeygenArgs),
     /// Identity keys by selector in a key ring: import, rotate, status, activate, retire,
     /// and the rotation proofs to publish (docs/keys.md).
@@ -173,7 +175,12 @@ Files: <DIR>/<account>@<domain>-<selector>-private.pem (PKCS#8, mode 0600) and
 
 The host record's s= names the domain's current selector: publishing it switches every
 identity of the domain to that selector. During a rotation keep the old key record
-published (PROTOCOL.md §6.4).")]
+published (PROTOCOL.md §6.4).
+
+Key types: RSA (--bits 2048, 3072, 4096 or 8192; under 2048 is refused) is what identity
+keys must be: senders encrypt documents to them with RSA-OAEP and btps-node peers verify
+them. Ed25519 (--type ed25519, k=ed25519) is for device and delegation keys between Rust
+peers only; btps-node cannot verify Ed25519 signatures (PROTOCOL.md §6.3).")]
 pub(crate) struct KeygenArgs {
     /// The identity, `account$domain` (default: the profile's `identity`).
     #[arg(long)]
@@ -197,6 +204,12 @@ pub(crate) struct KeygenArgs {
     /// Record identity, selector and the private key's path in the profile.
     #[arg(long)]
     pub(crate) save: bool,
+    /// Key type: rsa, or ed25519 (device and delegation keys between Rust peers only).
+    #[arg(long = "type", value_name = "TYPE", default_value = "rsa", value_parser = parse_key_type)]
+    pub(crate) key_type: KeyType,
+    /// RSA modulus size: 2048, 3072, 4096 or 8192 (default 2048).
+    #[arg(long, value_name = "BITS")]
+    pub(crate) bits: Option<u32>,
 }
 
 /// Where the key ring is.
@@ -453,6 +466,11 @@ pub(crate) struct LoginArgs {
     /// A name for this device, shown to the server's administrator.
     #[arg(long, value_name = "DEVICE")]
     pub(crate) name: Option<String>,
+    /// Device key type: rsa (RSA-2048), or ed25519 — only when your server accepts it and
+    /// everything you send goes to servers of this implementation: btps-node cannot verify
+    /// Ed25519 device signatures.
+    #[arg(long, value_name = "TYPE", default_value = "rsa", value_parser = parse_key_type)]
+    pub(crate) key_type: KeyType,
     #[command(flatten)]
     pub(crate) net: NetArgs,
 }
@@ -789,6 +807,11 @@ fn parse_instant(text: &str) -> Result<UnixMillis, String> {
 
 fn parse_identity(text: &str) -> Result<Identity, String> {
     Identity::parse(text).map_err(|e| format!("not an identity (account$domain): {e}"))
+}
+
+fn parse_key_type(text: &str) -> Result<KeyType, String> {
+    text.parse::<KeyType>()
+        .map_err(|_| "not a key type (rsa or ed25519)".to_owned())
 }
 
 fn parse_selector(text: &str) -> Result<Selector, String> {

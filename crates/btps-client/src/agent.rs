@@ -3,12 +3,12 @@
 
 mod types;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use btps_crypto::{
-    Decrypted, KeyPair, KeyRef, ResolvedKeys, VerifyError, decrypt_with_any, required_keys,
-    sign_in_place, verify_artifact,
+    Decrypted, KeyPair, KeyRef, KeyType, ResolvedKeys, VerifyError, decrypt_with_any,
+    required_keys, sign_in_place, verify_artifact,
 };
 use btps_dns::DnsCache;
 use btps_types::artifact::{AuthRes, TransporterType, validate_transporter};
@@ -44,11 +44,25 @@ enum Repeat {
     Resend,
 }
 
+/// The device key and its public PEM as sent in `auth.*` documents.
+struct DeviceKey {
+    key: KeyPair,
+    pem: String,
+}
+
+impl DeviceKey {
+    fn new(key: KeyPair) -> Arc<Self> {
+        let pem = key.public_key().to_pem_with_newline();
+        Arc::new(Self { key, pem })
+    }
+}
+
 /// A registered agent (device) of a user identity, talking to the user's own server.
 ///
 /// * [`onboard`](Self::onboard) registers a new device with a one-time auth token and an
-///   RSA-2048 device key (`auth.request`); [`resume`](Self::resume) continues from a saved
-///   [`AgentState`].
+///   RSA-2048 device key (`auth.request`),
+///   [`onboard_with_key_type`](Self::onboard_with_key_type) with an Ed25519 one;
+///   [`resume`](Self::resume) continues from a saved [`AgentState`].
 /// * Before each call, a refresh token that expires within the refresh margin (default
 ///   10 minutes) is rotated with `auth.refresh` ([`refresh`](Self::refresh)); every new
 ///   state goes to the [state hook](Self::set_state_hook) so it can be saved — the old
@@ -56,14 +70,23 @@ enum Repeat {
 /// * One method per action of §3.5, with typed results. Every artifact is signed by the
 ///   device key, members in the order `action, agentId, to, document, encryption, id,
 ///   issuedAt, version, signature` (§3.4).
+/// * [`rotate_device_key`](Self::rotate_device_key) replaces the device key through
+///   `auth.refresh` (§8.4), keeping its type unless another is asked for.
+///
+/// Device key types (PROTOCOL.md §6.3): RSA-2048 by default. Ed25519 is opt-in and only for
+/// Rust peers: the user's server must accept it (`[keys] accept_ed25519`, on by default),
+/// and the artifacts this agent queues are delivered with an Ed25519 device signature
+/// (`S_agent`, §9.2) that btps-node receivers cannot verify. The device key only signs:
+/// nothing is ever encrypted to it. Documents sent to the user are encrypted to the RSA key
+/// of the `decryptBy` identity ([`AgentState::decrypt_by`]), and [`decrypt`](Self::decrypt)
+/// takes those identity keys, so an Ed25519 device decrypts exactly as an RSA one.
 ///
 /// Known limit: if the reply to `auth.refresh` is lost, the server has already rotated the
-/// token and the agent must be onboarded again (refresh tokens are single-use by design,
-/// §8.4; the request is never re-sent).
+/// token (and, for a key rotation, the key) and the agent must be onboarded again (refresh
+/// tokens are single-use by design, §8.4; the request is never re-sent).
 pub struct Agent {
     client: Client,
-    device_key: Arc<KeyPair>,
-    device_pem: String,
+    device: RwLock<Arc<DeviceKey>>,
     state: Mutex<AgentState>,
     refresh_lock: tokio::sync::Mutex<()>,
     refresh_margin: Duration,
@@ -97,17 +120,43 @@ impl Agent {
         auth_token: &str,
         agent_info: Option<Object>,
     ) -> Result<Self> {
-        let device_key = Arc::new(KeyPair::generate_rsa2048()?);
-        let device_pem = device_key.public_key().to_pem_with_newline();
+        Self::onboard_with_key_type(
+            client,
+            server,
+            identity,
+            auth_token,
+            agent_info,
+            KeyType::Rsa,
+        )
+        .await
+    }
+
+    /// [`onboard`](Self::onboard) with a device key of `key_type`: [`KeyType::Rsa`]
+    /// (RSA-2048, the default) or [`KeyType::Ed25519`] (opt-in, between Rust peers only;
+    /// see the [type documentation](Self)).
+    ///
+    /// # Errors
+    ///
+    /// As [`onboard`](Self::onboard); a server that refuses the key type answers
+    /// `BTP_ERROR_RESOLVE_PUBKEY`.
+    pub async fn onboard_with_key_type(
+        client: Client,
+        server: ServerAddr,
+        identity: Identity,
+        auth_token: &str,
+        agent_info: Option<Object>,
+        key_type: KeyType,
+    ) -> Result<Self> {
+        let device = DeviceKey::new(KeyPair::generate(key_type)?);
         let mut document = Object::with_capacity(4)
             .with("identity", identity.as_str())
             .with("authToken", auth_token)
-            .with("publicKey", device_pem.as_str());
+            .with("publicKey", device.pem.as_str());
         if let Some(info) = agent_info {
             document.insert("agentInfo", info);
         }
         let request = agent_artifact(
-            &device_key,
+            &device.key,
             "auth.request",
             TEMP_AGENT_ID,
             &identity,
@@ -117,12 +166,11 @@ impl Agent {
             .request(&server, &request, RequestOptions::default())
             .await?
             .into_result()?;
-        let state = auth_state(&reply, server, identity, device_key.to_pkcs8_pem()?)?;
-        tracing::info!(agent = %state.agent_id, identity = %state.identity, "agent onboarded");
+        let state = auth_state(&reply, server, identity, device.key.to_pkcs8_pem()?)?;
+        tracing::info!(agent = %state.agent_id, identity = %state.identity, key_type = %device.key.key_type(), "agent onboarded");
         Ok(Self {
             client,
-            device_key,
-            device_pem,
+            device: RwLock::new(device),
             state: Mutex::new(state),
             refresh_lock: tokio::sync::Mutex::new(()),
             refresh_margin: Duration::from_secs(600),
@@ -136,12 +184,10 @@ impl Agent {
     ///
     /// [`ClientError::Crypto`] when the device key does not load.
     pub fn resume(client: Client, state: AgentState) -> Result<Self> {
-        let device_key = Arc::new(KeyPair::from_pem(&state.device_key_pem)?);
-        let device_pem = device_key.public_key().to_pem_with_newline();
+        let device = DeviceKey::new(KeyPair::from_pem(&state.device_key_pem)?);
         Ok(Self {
             client,
-            device_key,
-            device_pem,
+            device: RwLock::new(device),
             state: Mutex::new(state),
             refresh_lock: tokio::sync::Mutex::new(()),
             refresh_margin: Duration::from_secs(600),
@@ -183,10 +229,23 @@ impl Agent {
         &self.client
     }
 
+    /// The type of the device key.
+    pub fn device_key_type(&self) -> KeyType {
+        self.device().key.key_type()
+    }
+
     fn lock(&self) -> MutexGuard<'_, AgentState> {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The current device key.
+    fn device(&self) -> Arc<DeviceKey> {
+        self.device
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Rotates the refresh token now (`auth.refresh`, PROTOCOL.md §8.4): the server answers
@@ -199,17 +258,37 @@ impl Agent {
     /// expired, used or the agent revoked (onboard again); transport errors.
     pub async fn refresh(&self) -> Result<AgentState> {
         let _guard = self.refresh_lock.lock().await;
-        self.refresh_locked().await
+        self.refresh_locked(None).await
     }
 
-    async fn refresh_locked(&self) -> Result<AgentState> {
+    /// Replaces the device key (PROTOCOL.md §8.4): generates a new key — of the current
+    /// type, or `key_type` when given — and sends `auth.refresh` with it as
+    /// `document.publicKey`, signed by the new key (proof of possession). The server moves
+    /// the old key to the record's `keyHistory`; the refresh token is rotated as with
+    /// [`refresh`](Self::refresh). The new state, with the new `device_key_pem`, goes to the
+    /// state hook: save it, the old key no longer works.
+    ///
+    /// # Errors
+    ///
+    /// As [`refresh`](Self::refresh); a server that refuses the key type answers
+    /// `BTP_ERROR_RESOLVE_PUBKEY` and the agent keeps its key and token.
+    pub async fn rotate_device_key(&self, key_type: Option<KeyType>) -> Result<AgentState> {
+        let key_type = key_type.unwrap_or_else(|| self.device_key_type());
+        let next = DeviceKey::new(KeyPair::generate(key_type)?);
+        let _guard = self.refresh_lock.lock().await;
+        self.refresh_locked(Some(next)).await
+    }
+
+    /// `auth.refresh` with the current device key, or with `new_key` (a key rotation).
+    async fn refresh_locked(&self, new_key: Option<Arc<DeviceKey>>) -> Result<AgentState> {
         let state = self.state();
+        let device = new_key.clone().unwrap_or_else(|| self.device());
         let document = Object::with_capacity(3)
             .with("identity", state.identity.as_str())
             .with("authToken", state.refresh_token.as_str())
-            .with("publicKey", self.device_pem.as_str());
+            .with("publicKey", device.pem.as_str());
         let request = agent_artifact(
-            &self.device_key,
+            &device.key,
             "auth.refresh",
             &state.agent_id,
             &state.identity,
@@ -220,17 +299,28 @@ impl Agent {
             .request(&state.server, &request, RequestOptions::default())
             .await?
             .into_result()?;
+        let device_key_pem = match &new_key {
+            Some(k) => k.key.to_pkcs8_pem()?,
+            None => state.device_key_pem.clone(),
+        };
         let next = auth_state(
             &reply,
             state.server.clone(),
             state.identity.clone(),
-            state.device_key_pem.clone(),
+            device_key_pem,
         )?;
         if next.agent_id != state.agent_id {
             return Err(ClientError::Invalid(format!(
                 "auth.refresh answered agent {}, asked for {}",
                 next.agent_id, state.agent_id
             )));
+        }
+        if let Some(k) = new_key {
+            *self
+                .device
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = k;
+            tracing::info!(agent = %next.agent_id, fingerprint = device.key.public_key().fingerprint(), "device key rotated");
         }
         *self.lock() = next.clone();
         tracing::debug!(agent = %next.agent_id, expires_at = %next.expires_at, "refresh token rotated");
@@ -250,7 +340,7 @@ impl Agent {
         let _guard = self.refresh_lock.lock().await;
         // Another call may have refreshed while this one waited.
         if due(&self.lock()) {
-            self.refresh_locked().await?;
+            self.refresh_locked(None).await?;
         }
         Ok(())
     }
@@ -269,7 +359,8 @@ impl Agent {
             (s.server.clone(), s.agent_id.clone(), s.identity.clone())
         };
         let to = to.unwrap_or(&identity);
-        let make = |_| agent_artifact(&self.device_key, action, &agent_id, to, document.clone());
+        let device = self.device();
+        let make = |_| agent_artifact(&device.key, action, &agent_id, to, document.clone());
         let reply = match repeat {
             Repeat::Resign => {
                 self.client
@@ -555,6 +646,7 @@ impl Agent {
         encrypt: bool,
     ) -> Result<Queued> {
         let identity = self.identity();
+        let device = self.device();
         let envelope = device_signed(
             self.client.dns(),
             &identity,
@@ -563,7 +655,7 @@ impl Agent {
             document,
             None,
             encrypt,
-            &self.device_key,
+            &device.key,
         )
         .await?;
         let artifact_id = envelope.get_str("id").unwrap_or_default().to_owned();

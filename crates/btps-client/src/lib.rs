@@ -16,8 +16,9 @@
 //!   selector and key) signs, encrypts to the receiver's DNS key and delivers; [`Delivery`]
 //!   says how. [`Delegator`], [`Attestor`] and [`DeviceSender`] produce delegated
 //!   artifacts (§9.4); [`device_delegation_records`] gives the §6.6 DNS records.
-//! * **Agents** — [`Agent`]: onboarding with an auth token, refresh-token rotation (also
-//!   automatically before expiry), one typed method per action of §3.5, and
+//! * **Agents** — [`Agent`]: onboarding with an auth token and an RSA-2048 or (opt-in,
+//!   between Rust peers) Ed25519 device key, refresh-token rotation (also automatically
+//!   before expiry), device key rotation, one typed method per action of §3.5, and
 //!   [`decrypt_artifact`] (verify first, then decrypt with the user's keys).
 //! * **Keys** — [`KeyRing`]: identity keys by selector with their rotation (pending →
 //!   active → retiring), signed rotation proofs; [`WellKnownClient`] fetches
@@ -101,7 +102,7 @@
 //!   [`Transporter::send`] per attempt.
 //! * If the reply to `auth.refresh` is lost, the server has rotated the token already and
 //!   the agent must be onboarded again (single-use tokens, §8.4); the request is never
-//!   re-sent. Device key rotation through `auth.refresh` is not offered.
+//!   re-sent; the same holds for a device key rotation.
 //!
 //! [PROTOCOL.md §2, §3, §5, §8, §9, §11.1]: https://btps.invalid/PROTOCOL.md#2-transport
 #![forbid(unsafe_code)]

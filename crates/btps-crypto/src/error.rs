@@ -79,6 +79,10 @@ pub enum CryptoError {
         /// The modulus size in bits.
         bits: u32,
     },
+    /// A key type the [`KeyPolicy`](crate::KeyPolicy) refuses (Ed25519 where it is turned
+    /// off): treated as "no valid public key", like an RSA key under the minimum size.
+    #[error("{0} keys are not accepted by the key policy")]
+    KeyTypeRefused(KeyType),
     /// The operation needs another kind of key (RSA-OAEP with an Ed25519 key).
     #[error("this operation needs an {needed} key")]
     WrongKeyType {
@@ -136,7 +140,7 @@ impl CryptoError {
     ///
     /// | error | code |
     /// |---|---|
-    /// | [`InvalidKey`](Self::InvalidKey), [`KeySize`](Self::KeySize), [`WrongKeyType`](Self::WrongKeyType), [`MissingAttestorKey`](Self::MissingAttestorKey) | `BTP_ERROR_RESOLVE_PUBKEY` |
+    /// | [`InvalidKey`](Self::InvalidKey), [`KeySize`](Self::KeySize), [`KeyTypeRefused`](Self::KeyTypeRefused), [`WrongKeyType`](Self::WrongKeyType), [`MissingAttestorKey`](Self::MissingAttestorKey) | `BTP_ERROR_RESOLVE_PUBKEY` |
     /// | [`Signature`](Self::Signature) with [`SigFailure::Fingerprint`] | `BTP_ERROR_SIG_MISMATCH` |
     /// | other [`Signature`](Self::Signature) | `BTP_ERROR_SIG_VERIFICATION` |
     /// | [`DelegationSignature`](Self::DelegationSignature) (fingerprint included) | `BTP_ERROR_DELEGATION_SIG_VERIFICATION` |
@@ -160,6 +164,7 @@ impl CryptoError {
         match self {
             Self::InvalidKey(_)
             | Self::KeySize { .. }
+            | Self::KeyTypeRefused(_)
             | Self::WrongKeyType { .. }
             | Self::MissingAttestorKey => ErrorCode::ResolvePubkey,
             Self::Signature(SigFailure::Fingerprint) => ErrorCode::SigMismatch,
@@ -186,6 +191,10 @@ mod tests {
         let cases = [
             (E::InvalidKey("x"), ErrorCode::ResolvePubkey),
             (E::KeySize { bits: 1024 }, ErrorCode::ResolvePubkey),
+            (
+                E::KeyTypeRefused(KeyType::Ed25519),
+                ErrorCode::ResolvePubkey,
+            ),
             (
                 E::WrongKeyType {
                     needed: KeyType::Rsa,

@@ -41,33 +41,62 @@ impl KeyType {
     }
 }
 
+impl std::str::FromStr for KeyType {
+    type Err = CryptoError;
+
+    /// Parses a DNS `k=` value (`rsa` or `ed25519`, ASCII case-insensitive).
+    fn from_str(s: &str) -> Result<Self> {
+        if s.eq_ignore_ascii_case("rsa") {
+            Ok(Self::Rsa)
+        } else if s.eq_ignore_ascii_case("ed25519") {
+            Ok(Self::Ed25519)
+        } else {
+            Err(CryptoError::InvalidKey("key type is not rsa or ed25519"))
+        }
+    }
+}
+
 impl fmt::Display for KeyType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// Which public keys are accepted (PROTOCOL.md §4.2).
+/// Which public keys are accepted (PROTOCOL.md §4.2, §6.3).
 ///
 /// The default accepts RSA moduli of 2048 to 8192 bits and Ed25519. **Deviation from
 /// btps-node**, which accepts RSA-1024: smaller keys count as "no valid public key"
-/// (`BTP_ERROR_RESOLVE_PUBKEY`) unless [`KeyPolicy::allowing_rsa_1024`] is used.
+/// (`BTP_ERROR_RESOLVE_PUBKEY`) unless [`KeyPolicy::allowing_rsa_1024`] is used. Ed25519 is
+/// an opt-in extension between Rust peers (btps-node can neither produce nor verify it);
+/// [`KeyPolicy::with_ed25519`]`(false)` refuses those keys the same way
+/// ([`CryptoError::KeyTypeRefused`]).
 ///
 /// # Examples
 ///
 /// ```
-/// use btps_crypto::KeyPolicy;
+/// use btps_crypto::{CryptoError, KeyPair, KeyPolicy, KeyType};
 /// assert_eq!(KeyPolicy::DEFAULT.min_rsa_bits(), 2048);
 /// assert_eq!(KeyPolicy::DEFAULT.allowing_rsa_1024().min_rsa_bits(), 1024);
+/// let ed = KeyPair::generate_ed25519().unwrap();
+/// KeyPolicy::DEFAULT.check(ed.public_key()).unwrap();
+/// let rsa_only = KeyPolicy::DEFAULT.with_ed25519(false);
+/// assert_eq!(
+///     rsa_only.check(ed.public_key()),
+///     Err(CryptoError::KeyTypeRefused(KeyType::Ed25519))
+/// );
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyPolicy {
     min_rsa_bits: u32,
+    ed25519: bool,
 }
 
 impl KeyPolicy {
     /// RSA 2048–8192 bits, Ed25519.
-    pub const DEFAULT: Self = Self { min_rsa_bits: 2048 };
+    pub const DEFAULT: Self = Self {
+        min_rsa_bits: 2048,
+        ed25519: true,
+    };
     /// The largest RSA modulus accepted, in bits.
     pub const MAX_RSA_BITS: u32 = 8192;
 
@@ -75,12 +104,50 @@ impl KeyPolicy {
     /// configured legacy peers only: RSA-1024 is not a safe signature key.
     #[must_use]
     pub const fn allowing_rsa_1024(self) -> Self {
-        Self { min_rsa_bits: 1024 }
+        Self {
+            min_rsa_bits: 1024,
+            ..self
+        }
+    }
+
+    /// This policy, accepting Ed25519 keys or not (RSA only).
+    #[must_use]
+    pub const fn with_ed25519(self, accept: bool) -> Self {
+        Self {
+            ed25519: accept,
+            ..self
+        }
     }
 
     /// The smallest RSA modulus accepted, in bits.
     pub const fn min_rsa_bits(self) -> u32 {
         self.min_rsa_bits
+    }
+
+    /// Whether Ed25519 keys are accepted.
+    pub const fn accepts_ed25519(self) -> bool {
+        self.ed25519
+    }
+
+    /// Checks an already parsed key against this policy (a key parsed under another
+    /// policy, for instance a stored agent key after the policy changed).
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::KeySize`] for an RSA modulus outside the policy,
+    /// [`CryptoError::KeyTypeRefused`] for an Ed25519 key the policy refuses.
+    pub fn check(self, key: &PublicKey) -> Result<()> {
+        self.check_type(key.key_type, key.bits)
+    }
+
+    fn check_type(self, key_type: KeyType, bits: u32) -> Result<()> {
+        match key_type {
+            KeyType::Rsa if bits < self.min_rsa_bits || bits > Self::MAX_RSA_BITS => {
+                Err(CryptoError::KeySize { bits })
+            }
+            KeyType::Ed25519 if !self.ed25519 => Err(CryptoError::KeyTypeRefused(key_type)),
+            _ => Ok(()),
+        }
     }
 
     /// Parses a DER SubjectPublicKeyInfo under this policy.
@@ -89,7 +156,8 @@ impl KeyPolicy {
     ///
     /// [`CryptoError::InvalidKey`] for malformed DER (trailing data included), an algorithm
     /// other than rsaEncryption (with NULL parameters) or Ed25519, or a key the backend
-    /// rejects; [`CryptoError::KeySize`] for an RSA modulus outside the policy.
+    /// rejects; [`CryptoError::KeySize`] for an RSA modulus outside the policy;
+    /// [`CryptoError::KeyTypeRefused`] for an Ed25519 key the policy refuses.
     pub fn parse_spki_der(self, der: &[u8]) -> Result<PublicKey> {
         PublicKey::parse(der, self)
     }
@@ -190,11 +258,9 @@ impl PublicKey {
 
     fn parse(der: &[u8], policy: KeyPolicy) -> Result<Self> {
         let (key_type, bits) = parse_spki(der).map_err(CryptoError::InvalidKey)?;
+        policy.check_type(key_type, bits)?;
         let algorithm: &'static dyn lc_sig::VerificationAlgorithm = match key_type {
             KeyType::Rsa => {
-                if bits < policy.min_rsa_bits || bits > KeyPolicy::MAX_RSA_BITS {
-                    return Err(CryptoError::KeySize { bits });
-                }
                 if bits < 2048 {
                     &lc_sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
                 } else {
@@ -427,12 +493,53 @@ impl KeyPair {
     ///
     /// [`CryptoError::Backend`] if generation fails.
     pub fn generate_rsa2048() -> Result<Self> {
-        let pair = lc_sig::RsaKeyPair::generate(KeySize::Rsa2048)
+        Self::generate_rsa(2048)
+    }
+
+    /// Generates a fresh RSA key pair of `bits` (2048, 3072, 4096 or 8192; exponent 65537)
+    /// from the system's CSPRNG.
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::KeySize`] for another size (RSA under 2048 bits is never generated);
+    /// [`CryptoError::Backend`] if generation fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use btps_crypto::{CryptoError, KeyPair};
+    /// assert_eq!(
+    ///     KeyPair::generate_rsa(1024).unwrap_err(),
+    ///     CryptoError::KeySize { bits: 1024 }
+    /// );
+    /// ```
+    pub fn generate_rsa(bits: u32) -> Result<Self> {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            8192 => KeySize::Rsa8192,
+            _ => return Err(CryptoError::KeySize { bits }),
+        };
+        let pair = lc_sig::RsaKeyPair::generate(size)
             .map_err(|_| CryptoError::Backend("RSA key generation failed"))?;
         let pkcs8 = pair
             .as_der()
             .map_err(|_| CryptoError::Backend("PKCS#8 encoding failed"))?;
         Self::from_pkcs8_der(pkcs8.as_ref())
+    }
+
+    /// Generates a fresh key pair of `key_type`: RSA-2048 (the default of PROTOCOL.md §4.2)
+    /// or Ed25519 (opt-in, between Rust peers only, §6.3).
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::Backend`] if generation fails.
+    pub fn generate(key_type: KeyType) -> Result<Self> {
+        match key_type {
+            KeyType::Rsa => Self::generate_rsa2048(),
+            KeyType::Ed25519 => Self::generate_ed25519(),
+        }
     }
 
     /// Generates a fresh Ed25519 key pair from the system's CSPRNG (opt-in extension between
@@ -621,5 +728,49 @@ mod tests {
     fn key_type_names() {
         assert_eq!(KeyType::Rsa.as_str(), "rsa");
         assert_eq!(KeyType::Ed25519.to_string(), "ed25519");
+        assert_eq!("ED25519".parse::<KeyType>(), Ok(KeyType::Ed25519));
+        assert_eq!("rsa".parse::<KeyType>(), Ok(KeyType::Rsa));
+        assert!("ecdsa".parse::<KeyType>().is_err());
+    }
+
+    #[test]
+    fn policy_can_refuse_ed25519() {
+        let pair = KeyPair::generate_ed25519().unwrap();
+        let der = pair.public_key().spki_der();
+        let rsa_only = KeyPolicy::DEFAULT.with_ed25519(false);
+        assert!(KeyPolicy::DEFAULT.accepts_ed25519());
+        assert!(!rsa_only.accepts_ed25519());
+        assert_eq!(
+            rsa_only.parse_spki_der(der),
+            Err(CryptoError::KeyTypeRefused(KeyType::Ed25519))
+        );
+        assert_eq!(
+            rsa_only.parse_pem(&pair.public_key().to_pem()),
+            Err(CryptoError::KeyTypeRefused(KeyType::Ed25519))
+        );
+        assert_eq!(
+            rsa_only.allowing_rsa_1024(),
+            KeyPolicy::DEFAULT.allowing_rsa_1024().with_ed25519(false)
+        );
+        KeyPolicy::DEFAULT.check(pair.public_key()).unwrap();
+        let rsa = KeyPair::generate(KeyType::Rsa).unwrap();
+        assert_eq!(rsa.public_key().bits(), 2048);
+        rsa_only.check(rsa.public_key()).unwrap();
+        assert_eq!(
+            KeyPair::generate(KeyType::Ed25519).unwrap().key_type(),
+            KeyType::Ed25519
+        );
+    }
+
+    #[test]
+    fn rsa_generation_sizes() {
+        for bits in [0, 512, 1024, 2047, 2049, 5000, 16384] {
+            assert_eq!(
+                KeyPair::generate_rsa(bits).unwrap_err(),
+                CryptoError::KeySize { bits }
+            );
+        }
+        let key = KeyPair::generate_rsa(3072).unwrap();
+        assert_eq!(key.public_key().bits(), 3072);
     }
 }

@@ -64,7 +64,7 @@ pub struct CacheConfig {
     /// Entries per record kind before expired and soonest-expiring entries are evicted.
     /// Default 10 000.
     pub max_entries: usize,
-    /// Which public keys are usable (RSA size rule).
+    /// Which public keys are usable (RSA size rule, Ed25519 or not).
     pub key_policy: KeyPolicy,
 }
 

@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub key_rotation: KeyRotationConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Which public keys are accepted (`[keys]`).
+    pub keys: KeysConfig,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             key_rotation: KeyRotationConfig::default(),
             log: LogConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -548,6 +551,34 @@ impl Default for LogConfig {
     }
 }
 
+/// Which public keys are accepted (PROTOCOL.md §4.2, §6.3). RSA keys under 2048 bits are
+/// always refused; see docs/keys.md.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Verify Ed25519 keys (`true`): device keys of agents (`auth.request`,
+    /// `auth.refresh`), delegated device keys (`agentPubKey`, DNS device records) and
+    /// identity keys published with `k=ed25519`, an opt-in extension between Rust peers.
+    /// `false`: every Ed25519 key counts as no valid public key
+    /// (`BTP_ERROR_RESOLVE_PUBKEY`).
+    pub accept_ed25519: bool,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            accept_ed25519: true,
+        }
+    }
+}
+
+impl KeysConfig {
+    /// The key policy these settings give: RSA 2048–8192 bits, Ed25519 when accepted.
+    pub fn key_policy(&self) -> btps_crypto::KeyPolicy {
+        btps_crypto::KeyPolicy::DEFAULT.with_ed25519(self.accept_ed25519)
+    }
+}
+
 /// Every option an environment variable can set (`BTPS_` + the upper-cased name; sections
 /// joined with `__`).
 pub const ENV_KEYS: &[&str] = &[
@@ -616,6 +647,7 @@ pub const ENV_KEYS: &[&str] = &[
     "key_rotation__ca_files",
     "log__format",
     "log__level",
+    "keys__accept_ed25519",
 ];
 
 #[cfg(test)]
@@ -699,6 +731,20 @@ mod tests {
         assert_eq!(c.delivery.retry_delays_secs, [5, 10, 20]);
         assert_eq!(c.delivery.poll_ms, 250);
         assert!(ServerConfig::from_toml("[delivery]\nretries = 3\n").is_err());
+    }
+
+    #[test]
+    fn keys_section_and_override() {
+        let c = ServerConfig::default();
+        assert!(c.keys.accept_ed25519);
+        assert!(c.keys.key_policy().accepts_ed25519());
+        assert_eq!(c.keys.key_policy().min_rsa_bits(), 2048);
+        let c = ServerConfig::from_toml("[keys]\naccept_ed25519 = false\n").unwrap();
+        assert!(!c.keys.key_policy().accepts_ed25519());
+        let env = [("BTPS_KEYS__ACCEPT_ED25519".to_owned(), "false".to_owned())];
+        let c = ServerConfig::from_toml_with_env("", env).unwrap();
+        assert!(!c.keys.accept_ed25519);
+        assert!(ServerConfig::from_toml("[keys]\nmin_rsa_bits = 1024\n").is_err());
     }
 
     #[test]

@@ -12,13 +12,14 @@ mod actions;
 mod agent;
 mod auth;
 mod control;
+mod keys;
 mod transporter;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use btps_crypto::{KeyPair, SystemRandom};
+use btps_crypto::{KeyPair, KeyPolicy, SystemRandom};
 use btps_dns::DnsCache;
 use btps_trust::{IdentityStore, MessageStore, ReplayEntry, ReplayStore, TrustStore};
 use btps_types::artifact::ReplayKey;
@@ -94,6 +95,9 @@ pub struct PipelineOptions {
     pub tokens: TokenConfig,
     /// Rate limits.
     pub rate_limits: RateLimits,
+    /// Which public keys are accepted (`[keys]`): RSA 2048–8192 bits, Ed25519 unless
+    /// turned off.
+    pub key_policy: KeyPolicy,
 }
 
 impl PipelineOptions {
@@ -112,6 +116,7 @@ impl PipelineOptions {
             service_name: config.service_name.clone(),
             tokens: config.tokens.clone(),
             rate_limits: config.rate_limits.clone(),
+            key_policy: config.keys.key_policy(),
         }
     }
 }

@@ -116,6 +116,34 @@ fn identity_subcommands() {
 }
 
 #[test]
+fn identity_add_refuses_small_rsa_and_ed25519_keys() {
+    let dir = DataDir::new();
+    // A public test key of 1024 bits (PROTOCOL.md §4.2: under 2048 bits is refused).
+    let small =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rsa1024-public.pem");
+    let out = dir.admin(&["identity", "add", FINANCE, "--public-key", path(&small)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("RSA key of 1024 bits is outside the accepted sizes"),
+        "{}",
+        stderr(&out)
+    );
+    // Ed25519: peers encrypt to identity keys and btps-node verifies them, so RSA only.
+    let ed = dir.path.join("ed25519-public.pem");
+    let pair = btps_crypto::KeyPair::generate_ed25519().unwrap();
+    std::fs::write(&ed, pair.public_key().to_pem_with_newline()).unwrap();
+    let out = dir.admin(&["identity", "add", FINANCE, "--public-key", path(&ed)]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("identity keys must be RSA"),
+        "{}",
+        stderr(&out)
+    );
+    let list = dir.admin_ok(&["identity", "list"]);
+    assert!(!list.contains(FINANCE), "{list}");
+}
+
+#[test]
 fn trust_and_agent_subcommands_against_a_running_server() {
     let mut dir = DataDir::new();
     let set = dir.admin_ok(&[

@@ -84,8 +84,15 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<Exit, CliError> {
     let state = block_on(async {
         let client = net::client(ctx, &args.net, Some(identity.domain()))?;
         let server = client.server_for(&identity).await?;
-        let agent =
-            Agent::onboard(client, server, identity.clone(), token.trim(), Some(info)).await?;
+        let agent = Agent::onboard_with_key_type(
+            client,
+            server,
+            identity.clone(),
+            token.trim(),
+            Some(info),
+            args.key_type,
+        )
+        .await?;
         Ok::<_, CliError>(agent.state())
     })??;
 
@@ -143,10 +150,11 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<Exit, CliError> {
     let fingerprint = KeyPair::from_pem(&state.device_key_pem)
         .map(|k| k.public_key().fingerprint().to_owned())
         .unwrap_or_default();
+    let key_type = args.key_type;
     ctx.out.emit(
         || {
             format!(
-                "logged in as {} at {}\nagent        {}\ndevice key   {} (fingerprint {fingerprint})\n\
+                "logged in as {} at {}\nagent        {}\ndevice key   {} ({key_type}, fingerprint {fingerprint})\n\
                  expires      {} (refreshed automatically before then)\ndecrypt by   {}\n\
                  profile      {} ({})\n",
                 state.identity,
@@ -161,6 +169,7 @@ fn login(ctx: &Context, args: &LoginArgs) -> Result<Exit, CliError> {
         },
         || {
             state_json(&state, &path, &fingerprint)
+                .with("keyType", key_type.as_str())
                 .with("profile", r.name.as_str())
                 .with("path", r.path.display().to_string())
                 .into()
@@ -247,15 +256,15 @@ fn show(ctx: &Context) -> Result<Exit, CliError> {
         .as_deref()
         .map(|k| r.resolve_path(k))
         .unwrap_or_default();
-    let fingerprint = KeyPair::from_pem(&state.device_key_pem)
-        .map(|k| k.public_key().fingerprint().to_owned())
+    let (key_type, fingerprint) = KeyPair::from_pem(&state.device_key_pem)
+        .map(|k| (k.key_type(), k.public_key().fingerprint().to_owned()))
         .map_err(|e| CliError::usage(format!("{}: {e}", key.display())))?;
     let expired = net::now()? >= state.expires_at;
     ctx.out.emit(
         || {
             format!(
-                "identity     {}\nserver       {}\nagent        {}\ndevice key   {} (fingerprint \
-                 {fingerprint})\nexpires      {}{}\ndecrypt by   {}\nprofile      {} ({})\n",
+                "identity     {}\nserver       {}\nagent        {}\ndevice key   {} ({key_type}, \
+                 fingerprint {fingerprint})\nexpires      {}{}\ndecrypt by   {}\nprofile      {} ({})\n",
                 state.identity,
                 state.server,
                 state.agent_id,
@@ -273,6 +282,7 @@ fn show(ctx: &Context) -> Result<Exit, CliError> {
         },
         || {
             state_json(&state, &key, &fingerprint)
+                .with("keyType", key_type.as_str())
                 .with("expired", expired)
                 .with("profile", r.name.as_str())
                 .into()

@@ -1,9 +1,11 @@
-//! `btps keygen`: an RSA-2048 identity key pair (PROTOCOL.md §4.2) and the DNS records that
-//! publish it (§6.1).
+//! `btps keygen`: an identity key pair — RSA-2048 by default (PROTOCOL.md §4.2), larger RSA
+//! with `--bits`, Ed25519 with `--type ed25519` (§6.3) — and the DNS records that publish it
+//! (§6.1).
 
+use std::io::Write as _;
 use std::path::Path;
 
-use btps_crypto::KeyPair;
+use btps_crypto::{CryptoError, KeyPair, KeyType};
 use btps_dns::identity_zone_records;
 use btps_types::json::Object;
 use btps_types::record::DEFAULT_PORT;
@@ -22,6 +24,33 @@ fn file_names(account: &str, domain: &str, selector: &str) -> (String, String) {
         domain.to_lowercase()
     );
     (format!("{stem}-private.pem"), format!("{stem}-public.pem"))
+}
+
+/// Printed on standard error for an Ed25519 identity key.
+const ED25519_WARNING: &str = "btps: warning: Ed25519 is for device and delegation keys \
+between Rust peers (PROTOCOL.md §6.3). As an identity key it cannot be verified by btps-node \
+peers, and documents cannot be encrypted to it (encryption needs RSA); use --type rsa for \
+identity keys other servers must verify.";
+
+/// The key `args` ask for: RSA of `--bits` (2048 by default; under 2048 refused) or Ed25519.
+fn generate(args: &KeygenArgs) -> Result<KeyPair, CliError> {
+    match args.key_type {
+        KeyType::Rsa => {
+            let bits = args.bits.unwrap_or(2048);
+            KeyPair::generate_rsa(bits).map_err(|e| match e {
+                CryptoError::KeySize { .. } if bits < 2048 => CliError::usage(format!(
+                    "--bits {bits}: RSA keys under 2048 bits are refused (PROTOCOL.md §4.2)"
+                )),
+                CryptoError::KeySize { .. } => {
+                    CliError::usage(format!("--bits {bits}: use 2048, 3072, 4096 or 8192"))
+                }
+                e => CliError::failed(format!("generating the key: {e}")),
+            })
+        }
+        _ if args.bits.is_some() => Err(CliError::usage("--bits applies to RSA keys only")),
+        other => KeyPair::generate(other)
+            .map_err(|e| CliError::failed(format!("generating the key: {e}"))),
+    }
 }
 
 /// Runs `btps keygen`.
@@ -48,8 +77,10 @@ pub(super) fn run(ctx: &Context, args: &KeygenArgs) -> Result<Exit, CliError> {
             }
         }
     }
-    let key = KeyPair::generate_rsa2048()
-        .map_err(|e| CliError::failed(format!("generating the key: {e}")))?;
+    let key = generate(args)?;
+    if key.key_type() == KeyType::Ed25519 {
+        let _ = writeln!(std::io::stderr().lock(), "{ED25519_WARNING}");
+    }
     let public = key.public_key();
     let records = identity_zone_records(&identity, public, &selector, &host, args.ttl)
         .map_err(|e| CliError::usage(e.to_string()))?;

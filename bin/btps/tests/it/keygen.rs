@@ -230,3 +230,97 @@ fn generated_records_verify_signed_artifacts() {
         stdout(&out)
     );
 }
+
+#[test]
+fn key_types_and_sizes() {
+    let env = Env::new();
+    // Larger RSA keys on request.
+    let out = env.run(&[
+        "--json",
+        "keygen",
+        "--identity",
+        "big$example.test",
+        "--bits",
+        "3072",
+        "--out",
+        "keys",
+    ]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["keyType"], "rsa");
+    assert_eq!(report["bits"], 3072);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    // RSA under 2048 bits is refused, and nothing is written.
+    for bits in ["1024", "512"] {
+        let out = env.run(&[
+            "keygen",
+            "--identity",
+            "weak$example.test",
+            "--bits",
+            bits,
+            "--out",
+            "weak",
+        ]);
+        assert_exit(&out, 64);
+        assert!(
+            stderr(&out).contains("RSA keys under 2048 bits are refused"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(!env.path().join("weak").exists());
+    let out = env.run(&["keygen", "--identity", "odd$example.test", "--bits", "5000"]);
+    assert_exit(&out, 64);
+    assert!(
+        stderr(&out).contains("2048, 3072, 4096 or 8192"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Ed25519: k=ed25519 records, with a warning that btps-node peers cannot verify it.
+    let out = env.run(&[
+        "--json",
+        "keygen",
+        "--identity",
+        "dev$example.test",
+        "--type",
+        "ed25519",
+        "--out",
+        "ed",
+    ]);
+    assert_exit(&out, 0);
+    let report = json(&out);
+    assert_eq!(report["keyType"], "ed25519");
+    assert_eq!(report["bits"], 256);
+    let key_record = report["records"][1].to_string();
+    assert!(key_record.contains("k=ed25519"), "{report}");
+    let warning = stderr(&out);
+    assert!(warning.contains("warning"), "{warning}");
+    assert!(warning.contains("btps-node"), "{warning}");
+    assert!(warning.contains("device and delegation keys"), "{warning}");
+    let private =
+        std::fs::read_to_string(env.path().join("ed/dev@example.test-btps1-private.pem")).unwrap();
+    assert_eq!(
+        KeyPair::from_pem(&private).unwrap().key_type(),
+        btps_crypto::KeyType::Ed25519
+    );
+    let out = env.run(&[
+        "keygen",
+        "--identity",
+        "dev2$example.test",
+        "--type",
+        "ed25519",
+        "--bits",
+        "2048",
+    ]);
+    assert_exit(&out, 64);
+    assert!(
+        stderr(&out).contains("--bits applies to RSA keys only"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&["keygen", "--identity", "x$example.test", "--type", "dsa"]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(stderr(&out).contains("rsa or ed25519"), "{}", stderr(&out));
+}

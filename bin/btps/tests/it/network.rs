@@ -728,3 +728,90 @@ fn refusals_exit_3_with_the_code_and_unreachable_servers_exit_2() {
     ));
     assert_exit(&out, 64);
 }
+
+#[test]
+fn agent_login_with_an_ed25519_device_key() {
+    let live = Live::start();
+    let token = live.auth_token(FINANCE);
+    let login = ok_json(&live.run_net(&[
+        "--json",
+        "--profile",
+        "fin",
+        "agent",
+        "login",
+        "--identity",
+        FINANCE,
+        "--token",
+        &token,
+        "--key-type",
+        "ed25519",
+    ]));
+    assert_eq!(login["keyType"], "ed25519", "{login}");
+    let pem = std::fs::read_to_string(login["deviceKey"].as_str().unwrap()).unwrap();
+    let device = btps_crypto::KeyPair::from_pem(&pem).unwrap();
+    assert_eq!(device.key_type(), btps_crypto::KeyType::Ed25519);
+    assert_eq!(login["fingerprint"], device.public_key().fingerprint());
+
+    let shown = ok_json(&live.run(&["--json", "--profile", "fin", "agent", "show"]));
+    assert_eq!(shown["keyType"], "ed25519");
+    let out = live.run(&["--profile", "fin", "agent", "show"]);
+    assert!(
+        stdout(&out).contains("(ed25519, fingerprint "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        ok_json(&live.run(&["--json", "--profile", "fin", "agent", "ping"]))["ok"],
+        true
+    );
+    ok_json(&live.run(&["--json", "--profile", "fin", "agent", "refresh"]));
+    ok_json(&live.run(&["--json", "--profile", "fin", "inbox"]));
+
+    // An unknown key type is a usage error.
+    let out = live.run_net(&[
+        "agent",
+        "login",
+        "--identity",
+        FINANCE,
+        "--token",
+        &token,
+        "--key-type",
+        "dsa",
+    ]);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(stderr(&out).contains("rsa or ed25519"), "{}", stderr(&out));
+}
+
+#[test]
+fn delegated_sends_with_an_ed25519_device_key() {
+    let live = Live::start();
+    live.trust(BILLING, FINANCE, "billing-btps1-public.pem");
+    let device = btps_crypto::KeyPair::generate_ed25519().unwrap();
+    let device_file = live.file("device.pem", &device.to_pkcs8_pem().unwrap());
+    let file = live.file("invoice.json", &invoice("INV-ED"));
+    let sent = ok_json(&live.run_net(&[
+        "--json",
+        "send",
+        &file,
+        "--from",
+        BILLING,
+        "--to",
+        FINANCE,
+        "--device-key",
+        &device_file,
+        "--agent-id",
+        "btps_ag_saas-ed25519",
+        "--delegator",
+        "admin$vendorcorp.test",
+        "--delegator-key",
+        &key("admin-vendorcorp-private.pem"),
+    ]));
+    assert_eq!(sent["results"][0]["delivered"], true, "{sent}");
+    let id = sent["results"][0]["id"].as_str().unwrap().to_owned();
+    let inbox = live.messages(FINANCE, Mailbox::Inbox);
+    let stored = inbox.iter().find(|m| m.id == id).unwrap();
+    let delegation = stored.artifact.get_object("delegation").unwrap();
+    let agent_key =
+        btps_crypto::PublicKey::from_pem(delegation.get_str("agentPubKey").unwrap()).unwrap();
+    assert_eq!(&agent_key, device.public_key());
+}

@@ -339,4 +339,75 @@ fn device_delegation_records_for_several_devices() {
         )
         .is_err()
     );
+    // The key record names the key type (PROTOCOL.md §6.6): Ed25519 and RSA devices mixed.
+    let rsa = KeyPair::generate_rsa2048().unwrap();
+    let records = device_delegation_records(
+        &id("alice$saas.test"),
+        &[
+            ("btps_ag_a", a.public_key()),
+            ("btps_ag_r", rsa.public_key()),
+        ],
+        60,
+    )
+    .unwrap();
+    assert!(
+        records[1].text.starts_with("v=1.0.0;k=ed25519;p="),
+        "{}",
+        records[1].text
+    );
+    assert_eq!(
+        records[1].text,
+        format!("v=1.0.0;k=ed25519;p={}", a.public_key().to_base64_spki())
+    );
+    assert!(records[2].text.starts_with("v=1.0.0;k=rsa;p="));
+}
+
+#[tokio::test]
+async fn an_ed25519_device_sender_signs_delegates_and_publishes_k_ed25519() {
+    let (_dns_server, dns) = vector_dns().await;
+    let pki = Pki::new(&["localhost"]);
+    let client = Client::new(config(&pki), dns.clone()).unwrap();
+    let delegator = Delegator::new(
+        id("admin$vendorcorp.test"),
+        sel("btps1"),
+        vector_key("admin-vendorcorp"),
+        &dns,
+    )
+    .await
+    .unwrap();
+    let device = KeyPair::generate_ed25519().unwrap();
+    let device_public = device.public_key().clone();
+    let sender = DeviceSender::new(
+        client,
+        id("billing$vendorcorp.test"),
+        "btps_ag_ed",
+        device,
+        delegator,
+    );
+    let signed = sender
+        .sign(
+            TransporterType::BtpsDoc,
+            &id("finance$buyer.test"),
+            invoice(),
+            None,
+            true,
+        )
+        .await
+        .unwrap();
+    let delegated = sender
+        .delegated(
+            &signed,
+            btps_types::UnixMillis::parse("2025-07-01T09:30:00Z").unwrap(),
+        )
+        .unwrap();
+    let admin = PublicKey::from_pem(&vector_public_pem("admin-vendorcorp")).unwrap();
+    let verified = verify_delegated(&delegated, &admin, None).unwrap();
+    assert_eq!(verified, device_public);
+    assert_eq!(verified.key_type(), btps_crypto::KeyType::Ed25519);
+    let records = sender.device_records(0).unwrap();
+    assert_eq!(
+        records[1].name,
+        "btps_ag_ed._btps.device.billing.vendorcorp.test"
+    );
+    assert!(records[1].text.starts_with("v=1.0.0;k=ed25519;p="));
 }

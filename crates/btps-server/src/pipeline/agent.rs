@@ -64,7 +64,8 @@ impl Pipeline {
             },
             agent_key(record.as_ref()),
         );
-        verify_artifact(artifact, &keys)?;
+        let verified = verify_artifact(artifact, &keys)?;
+        self.check_verified(&verified)?;
 
         // (8) The agent record must be active.
         if let Verdict::Refuse(r) = evaluate_agent(record.as_ref(), now) {

@@ -90,7 +90,8 @@ impl Pipeline {
         now: UnixMillis,
     ) -> Result<Reply> {
         let doc = Self::auth_document(a)?;
-        // Self-signed: the key is the document's (no lookup).
+        // Self-signed: the key is the document's (no lookup), under the key policy.
+        self.check_carried_keys(artifact)?;
         let verified = verify_artifact(artifact, &ResolvedKeys::new())?;
         let user = a.to.to_lowercase();
         if !doc.identity.eq_ignore_case(&a.to) {
@@ -172,6 +173,7 @@ impl Pipeline {
         if !doc.identity.eq_ignore_case(&a.to) || !record.receiver_id.eq_ignore_ascii_case(&user) {
             return Err(auth_invalid("identity mismatch"));
         }
+        self.check_carried_keys(artifact)?;
         let new_key = PublicKey::from_pem(doc.public_key)
             .map_err(|e| ServerError::refused(ErrorCode::SigVerification, e.to_string()))?;
         let rotated_key = new_key.fingerprint() != record.public_key_fingerprint;
@@ -181,6 +183,9 @@ impl Pipeline {
             PublicKey::from_base64_spki(&record.public_key_base64)
                 .map_err(|e| ServerError::refused(ErrorCode::SigVerification, e.to_string()))?
         };
+        // A stored key the policy no longer accepts (Ed25519 turned off): rotate to one it
+        // does, or onboard again.
+        self.check_key(&key, "agent key")?;
         let mut keys = ResolvedKeys::new();
         keys.insert(
             KeyRef::Agent {

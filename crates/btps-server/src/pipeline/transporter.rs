@@ -207,9 +207,12 @@ impl Pipeline {
     /// Resolves the keys `artifact` needs (DNS identity keys; agent keys are added by the
     /// agent path) and verifies every signature over the received value.
     pub(super) async fn verify(&self, artifact: &Artifact<'_>) -> Result<Verified> {
+        self.check_carried_keys(artifact)?;
         let refs = required_keys(artifact);
         let keys: ResolvedKeys = self.dns.resolve_keys(&refs).await;
-        Ok(verify_artifact(artifact, &keys)?)
+        let verified = verify_artifact(artifact, &keys)?;
+        self.check_verified(&verified)?;
+        Ok(verified)
     }
 
     /// §7.4 step 2: the responder's record becomes `pending` with the verified key and the

@@ -29,23 +29,28 @@ use tokio::net::TcpListener;
 use crate::build::invoice;
 use crate::harness::{Harness, TrustState, harness_dns, read_key, vector_options};
 
-const FINANCE: &str = "finance$buyer.test";
-const BILLING: &str = "billing$vendorcorp.test";
+pub(crate) const FINANCE: &str = "finance$buyer.test";
+pub(crate) const BILLING: &str = "billing$vendorcorp.test";
 
 /// A harness (file store, vectors' DNS over a real DNS server, clock at the wall-clock
 /// time) behind a real TLS transport, and a client configured for it.
-struct Live {
-    h: Harness,
-    addr: ServerAddr,
-    client: Client,
+pub(crate) struct Live {
+    pub(crate) h: Harness,
+    pub(crate) addr: ServerAddr,
+    pub(crate) client: Client,
     shutdown: Shutdown,
     _dir: tempfile::TempDir,
 }
 
 impl Live {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(vector_options()).await
+    }
+
+    /// [`start`](Self::start) with these pipeline options.
+    pub(crate) async fn start_with(opts: btps_server::PipelineOptions) -> Self {
         let now = UnixMillis::from_system_time(SystemTime::now()).unwrap();
-        let h = harness_dns(now, TrustState::Accepted, None, vector_options(), true).await;
+        let h = harness_dns(now, TrustState::Accepted, None, opts, true).await;
         let dir = tempfile::tempdir().unwrap();
         let tls = TlsReloader::load(TlsSettings {
             cert: dir.path().join("cert.pem"),
@@ -90,12 +95,12 @@ impl Live {
             .build()
     }
 
-    fn now(&self) -> UnixMillis {
+    pub(crate) fn now(&self) -> UnixMillis {
         UnixMillis::from_system_time(SystemTime::now()).unwrap()
     }
 
     /// A fresh auth token for `identity` in the store.
-    async fn auth_token(&self, identity: &str) -> String {
+    pub(crate) async fn auth_token(&self, identity: &str) -> String {
         let token = generate_auth_token(&btps_crypto::SystemRandom, 12).unwrap();
         let now = self.now();
         self.h
@@ -148,7 +153,7 @@ impl Drop for Live {
     }
 }
 
-fn invoice_object() -> Object {
+pub(crate) fn invoice_object() -> Object {
     invoice().as_object().unwrap().clone()
 }
 

@@ -7,6 +7,7 @@ mod delegation;
 mod delivery;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod harness;
+mod key_types;
 mod keys;
 mod pipeline;
 mod transport;
