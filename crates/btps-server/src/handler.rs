@@ -22,6 +22,10 @@ pub struct Handled {
     /// After this reply the connection ends (`QUIT`: stop reading, write the replies of the
     /// requests in flight, then this one, then close_notify).
     pub close: bool,
+    /// The reply refuses the request for a rate limit (`BTP_ERROR_RATE_LIMITER`, 429). The
+    /// transport counts such replies per connection in reply order and closes the
+    /// connection after [`LineHandler::close_after_rejections`] of them in a row (§11).
+    pub rate_limited: bool,
 }
 
 impl Handled {
@@ -30,6 +34,7 @@ impl Handled {
         Self {
             reply: Some(line),
             close: false,
+            rate_limited: false,
         }
     }
 
@@ -38,6 +43,7 @@ impl Handled {
         Self {
             reply: None,
             close: false,
+            rate_limited: false,
         }
     }
 }
@@ -64,4 +70,11 @@ pub trait LineHandler: Send + Sync + 'static {
 
     /// The reply line the transport writes for `event` (`req_id` when known).
     fn transport_reply(&self, event: TransportEvent, req_id: Option<&str>) -> Vec<u8>;
+
+    /// After how many consecutive [`Handled::rate_limited`] replies the transport closes the
+    /// connection (the last one is written first); a reply that is not rate limited starts
+    /// the count again. `0` (the default) never closes for it.
+    fn close_after_rejections(&self) -> u32 {
+        0
+    }
 }

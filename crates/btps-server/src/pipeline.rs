@@ -206,6 +206,12 @@ impl SignerSlot {
     }
 }
 
+/// The text a store keeps for the received artifact `raw`: `line` when it is the
+/// serializer's text of `raw` (the parser found it verbatim), else `raw` serialized.
+fn artifact_text(raw: &btps_types::json::Object, line: Option<&str>) -> String {
+    line.map_or_else(|| btps_types::json::object_to_js_string(raw), str::to_owned)
+}
+
 /// The inbound pipeline. Cheap to share (`Arc`); all state lives in the stores and caches.
 pub struct Pipeline {
     stores: Stores,
@@ -447,8 +453,14 @@ impl Pipeline {
                 return Outcome::plain(Reply::error(ErrorCode::Validation, req_id), "invalid");
             }
         };
+        // A line that is the serializer's text of what it parsed to is stored as it is.
+        let text = if parsed.verbatim {
+            std::str::from_utf8(line).ok()
+        } else {
+            None
+        };
         let deadline = std::time::Duration::from_millis(self.opts.request_ms.max(1));
-        match tokio::time::timeout(deadline, self.dispatch(&artifact, peer)).await {
+        match tokio::time::timeout(deadline, self.dispatch(&artifact, text, peer)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::warn!(req_id = ?req_id, "request deadline passed");
@@ -457,14 +469,15 @@ impl Pipeline {
         }
     }
 
-    async fn dispatch(&self, artifact: &Artifact<'_>, peer: &Peer) -> Outcome {
+    /// `text`: the received line when it is the serializer's text of `artifact`.
+    async fn dispatch(&self, artifact: &Artifact<'_>, text: Option<&str>, peer: &Peer) -> Outcome {
         let req_id = Some(artifact.id().to_owned());
         match artifact {
             Artifact::Control(c) => self.control(c),
             Artifact::IdentityLookup(l) => self.identity_lookup(l, peer).await,
             Artifact::Transporter(t) => {
                 let kind = t.kind.as_str();
-                let result = self.transporter(artifact, t, peer).await;
+                let result = self.transporter(artifact, t, text, peer).await;
                 self.finish(result, req_id, kind, None)
             }
             Artifact::Agent(a) => {
@@ -633,6 +646,7 @@ impl LineHandler for Pipeline {
         Handled {
             reply: Some(self.encode(&outcome)),
             close: outcome.close,
+            rate_limited: outcome.reply.error_code == Some(ErrorCode::RateLimiter),
         }
     }
 
@@ -645,5 +659,9 @@ impl LineHandler for Pipeline {
         let outcome = Outcome::plain(Reply::error(code, req_id.map(str::to_owned)), "transport");
         self.metrics.count("transport", code.as_str());
         self.encode(&outcome)
+    }
+
+    fn close_after_rejections(&self) -> u32 {
+        self.opts.rate_limits.close_after_rejections
     }
 }

@@ -7,7 +7,7 @@ mod replay;
 mod trust;
 
 use btps_trust::{Result, TrustError};
-use btps_types::json::{Object, Value, parse_str, to_js_string};
+use btps_types::json::{Object, object_to_js_string, parse_str};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
@@ -149,7 +149,7 @@ async fn execute<C: GenericClient>(
 
 /// Compact JSON text of an object, in member order.
 fn json_text(o: &Object) -> String {
-    to_js_string(&Value::Object(o.clone()))
+    object_to_js_string(o)
 }
 
 /// Parses JSON text this store wrote as an object.

@@ -687,7 +687,7 @@ where
             .await
             .unwrap()
             .expect("stored message");
-        assert_eq!(got.artifact, m.artifact);
+        assert_eq!(got.artifact, m.artifact().unwrap());
         assert_eq!(got.owner, "pay$client.com");
         assert_eq!(got.stored_at, t(0));
         assert!(!got.seen && got.delivery.is_none());

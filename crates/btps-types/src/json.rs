@@ -27,5 +27,5 @@ pub use string::JsString;
 pub use value::{Object, Value};
 pub use write::{
     ObjectView, ViewValue, is_array_index, object_to_js_string, to_js_string, write_number,
-    write_value,
+    write_object, write_value,
 };

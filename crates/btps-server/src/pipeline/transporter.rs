@@ -11,7 +11,7 @@ use btps_trust::{
 use btps_types::artifact::{BusinessDocument, TransporterDocument, TransporterType, TrustDecision};
 use btps_types::{Artifact, ErrorCode, UnixMillis, artifact::Transporter};
 
-use super::Pipeline;
+use super::{Pipeline, artifact_text};
 use crate::error::{Result, ServerError};
 use crate::handler::Peer;
 use crate::reply::Reply;
@@ -24,6 +24,7 @@ impl Pipeline {
         &self,
         artifact: &Artifact<'_>,
         t: &Transporter<'_>,
+        text: Option<&str>,
         peer: &Peer,
     ) -> Result<Reply> {
         let now = self.now();
@@ -153,7 +154,8 @@ impl Pipeline {
         };
 
         // (9) + (10) Replay and the durable inbox in one step.
-        let message = NewMessage::new(t.to.as_str(), Mailbox::Inbox, t.raw.clone(), now)?;
+        let text = artifact_text(t.raw, text);
+        let message = NewMessage::with_text(t.to.as_str(), Mailbox::Inbox, t.raw, text, now)?;
         match self
             .stores
             .messages

@@ -360,6 +360,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     // for a later request.
     let mut buf: Vec<u8> = Vec::new();
     let mut held: Option<Item> = None;
+    // §11: consecutive rate-limited replies, and how many close the connection (0: never).
+    let close_after = shared.handler.close_after_rejections();
+    let mut rejections = 0u32;
     loop {
         let item = match held.take() {
             Some(item) => item,
@@ -389,8 +392,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 };
                 if let Some(reply) = &handled.reply {
                     buf.extend_from_slice(reply);
+                    rejections = if handled.rate_limited {
+                        rejections.saturating_add(1)
+                    } else {
+                        0
+                    };
                 }
-                if handled.close {
+                let rejected_too_often = close_after > 0 && rejections >= close_after;
+                if rejected_too_often {
+                    shared.stats.closed_for_rejections();
+                }
+                if handled.close || rejected_too_often {
                     return if write(wr, &buf).await {
                         WriteEnd::Done
                     } else {

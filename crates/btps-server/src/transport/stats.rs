@@ -15,6 +15,7 @@ pub struct TransportStats {
     lines_too_long: AtomicU64,
     timeouts: AtomicU64,
     write_timeouts: AtomicU64,
+    rejection_closes: AtomicU64,
     buffered_bytes: AtomicU64,
 }
 
@@ -38,6 +39,8 @@ pub struct TransportStatsSnapshot {
     pub timeouts: u64,
     /// Connections closed because a reply could not be written in time (§2.4).
     pub write_timeouts: u64,
+    /// Connections closed after too many consecutive rate-limited replies (§11).
+    pub rejection_closes: u64,
     /// Request bytes received and not yet processed, over all connections (§2.3).
     pub buffered_bytes: u64,
 }
@@ -60,6 +63,7 @@ impl TransportStats {
             lines_too_long: get(&self.lines_too_long),
             timeouts: get(&self.timeouts),
             write_timeouts: get(&self.write_timeouts),
+            rejection_closes: get(&self.rejection_closes),
             buffered_bytes: get(&self.buffered_bytes),
         }
     }
@@ -118,5 +122,9 @@ impl TransportStats {
 
     pub(crate) fn write_timed_out(&self) {
         self.write_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn closed_for_rejections(&self) {
+        self.rejection_closes.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -3,11 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use btps_server::config::{Limits, Timeouts};
+use btps_server::PipelineOptions;
+use btps_server::config::{Limits, RateLimits, Timeouts};
 use btps_types::UnixMillis;
 
 use crate::build::{Parsed, doc_line};
-use crate::harness::{TrustState, harness};
+use crate::harness::{TrustState, harness, harness_with};
 use crate::wire::TestServer;
 
 const T0: i64 = 1_800_000_000_000;
@@ -153,5 +154,71 @@ async fn slow_clients_do_not_hold_up_others() {
         Some("BTP_ERROR_SOCKET_TIMEOUT")
     );
     assert!(slow[0].is_closed().await);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn consecutive_rate_limit_rejections_close_the_connection() {
+    let now = UnixMillis::from_millis(T0);
+    let h = harness_with(
+        now,
+        TrustState::Accepted,
+        None,
+        PipelineOptions {
+            domains: vec!["buyer.test".into()],
+            rate_limits: RateLimits {
+                per_ip_per_minute: 1,
+                close_after_rejections: 3,
+                ..RateLimits::unlimited()
+            },
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let server = TestServer::start(h.pipeline.clone()).await;
+    let doc = |id: &str| doc_line("billing$vendorcorp.test", "finance$buyer.test", id, now);
+    let code = |reply: &str| Parsed::new(reply).error_code().map(str::to_owned);
+    let limited = Some("BTP_ERROR_RATE_LIMITER".to_owned());
+    let mut c = server.connect().await;
+
+    // The bucket holds one artifact; then 429s. A reply that is not a 429 (the pong) starts
+    // the count again, so two more 429s leave the connection open.
+    let replies = c
+        .send_lines(&[
+            &doc("d0"),
+            &doc("d1"),
+            &doc("d2"),
+            &ping("p0"),
+            &doc("d3"),
+            &doc("d4"),
+        ])
+        .await;
+    let codes: Vec<_> = replies.iter().map(|r| code(r)).collect();
+    assert_eq!(
+        codes,
+        [
+            None,
+            limited.clone(),
+            limited.clone(),
+            None,
+            limited.clone(),
+            limited.clone()
+        ]
+    );
+    assert!(!c.is_closed().await);
+
+    // The third 429 in a row is written, then the connection closes: the ping pipelined
+    // after it gets no reply.
+    c.write(format!("{}\n{}\n", doc("d5"), ping("late")).as_bytes())
+        .await;
+    let third = Parsed::new(&c.read_line().await.expect("the third 429"));
+    assert_eq!(third.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
+    assert_eq!(third.req_id(), Some("d5"));
+    assert!(c.is_closed().await);
+
+    // Another connection from the same address is served.
+    let mut other = server.connect().await;
+    let pong = other.send_lines(&[&ping("other")]).await;
+    assert_eq!(Parsed::new(&pong[0]).message(), "pong");
     server.stop().await;
 }

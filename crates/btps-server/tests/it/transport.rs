@@ -49,6 +49,7 @@ impl LineHandler for Script {
             Handled {
                 reply: Some(b"{\"bye\":true}\n".to_vec()),
                 close: true,
+                rate_limited: false,
             }
         } else if let Some(rest) = text.strip_prefix("sleep:") {
             let (ms, tag) = rest.split_once(':').unwrap_or((rest, ""));

@@ -59,7 +59,7 @@ use deadpool_postgres::{GenericClient, Pool, Transaction};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 
-use super::{execute, json_text, query};
+use super::{execute, query};
 use crate::PgStoreError;
 use crate::error::{backend, pool as pool_failure};
 
@@ -85,7 +85,7 @@ impl Job {
             mailbox: m.mailbox,
             id: m.id.clone(),
             stored_at: m.stored_at.as_millis(),
-            text: json_text(&m.artifact),
+            text: m.text.clone(),
             replay: replay.cloned(),
             now,
         }

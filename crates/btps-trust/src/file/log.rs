@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use btps_types::json::{Object, ParseLimits, Value, parse, write_value};
+use btps_types::json::{Object, ParseLimits, Value, parse, write_object};
 use tokio::sync::watch;
 
 use crate::{Result, TrustError};
@@ -48,7 +48,7 @@ pub(crate) fn encode(buf: &mut Vec<u8>, tag: u8, header: &Object, blob: &[u8]) -
     buf.push(tag);
     buf.extend_from_slice(&[0; 4]);
     let h_start = buf.len();
-    write_value(buf, &Value::Object(header.clone()));
+    write_object(buf, header);
     let h_len = (buf.len() - h_start) as u32;
     buf[h_start - 4..h_start].copy_from_slice(&h_len.to_le_bytes());
     let blob_rel = (buf.len() - start) as u64;

@@ -593,7 +593,11 @@ impl LogStore {
             let p = self.log.pending()?;
             (st.replay_live(scope, id, now).cloned(), Log::watermark(&p))
         };
-        self.commit(ticket).await?;
+        // What was found must be durable before anyone acts on it; an absent entry needs no
+        // wait (the caller's store records it in a durable step of its own).
+        if v.is_some() {
+            self.commit(ticket).await?;
+        }
         Ok(v)
     }
 
@@ -740,7 +744,7 @@ impl LogStore {
         replay: Option<&ReplayEntry>,
         now: UnixMillis,
     ) -> Result<StoreOutcome> {
-        let text = object_to_js_string(&m.artifact);
+        let text = &m.text;
         let digest = digest16(text.as_bytes());
         let owner = m.owner.to_lowercase();
         let key = (owner, m.mailbox, m.id.clone());

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use btps_types::UnixMillis;
 use btps_types::artifact::Query;
 pub use btps_types::artifact::SortOrder;
-use btps_types::json::{Object, Value};
+use btps_types::json::{Object, ParseLimits, Value, object_to_js_string, parse};
 
 use super::replay::ReplayEntry;
 use crate::codec::{num, time};
@@ -61,7 +61,7 @@ impl fmt::Display for Mailbox {
 }
 
 /// An artifact to store.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewMessage {
     /// The hosted identity whose mailbox this is (matched case-insensitively).
     pub owner: String,
@@ -69,8 +69,10 @@ pub struct NewMessage {
     pub mailbox: Mailbox,
     /// The artifact `id` (unique per owner and mailbox).
     pub id: String,
-    /// The artifact as received (a transporter or delivery-failure artifact, or a draft).
-    pub artifact: Object,
+    /// The artifact (a transporter or delivery-failure artifact, or a draft) as stores keep
+    /// it: the serializer's text of the artifact object
+    /// ([`object_to_js_string`], `JSON.stringify`). Reading the message back parses it.
+    pub text: String,
     /// When it was stored: the order of fetches and what `since`/`until` compare.
     pub stored_at: UnixMillis,
 }
@@ -87,6 +89,30 @@ impl NewMessage {
         artifact: Object,
         stored_at: UnixMillis,
     ) -> Result<Self> {
+        let text = object_to_js_string(&artifact);
+        Self::with_text(owner, mailbox, &artifact, text, stored_at)
+    }
+
+    /// [`new`](Self::new) with the artifact's text already at hand: `text` must be
+    /// [`object_to_js_string`] of `artifact`, such as a received line the parser found
+    /// verbatim ([`Parsed::verbatim`](btps_types::json::Parsed::verbatim)); no copy of the
+    /// artifact is made and it is not serialized again. Debug builds check the text.
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError::InvalidRecord`] when the artifact has no string `id`.
+    pub fn with_text(
+        owner: &str,
+        mailbox: Mailbox,
+        artifact: &Object,
+        text: String,
+        stored_at: UnixMillis,
+    ) -> Result<Self> {
+        debug_assert_eq!(
+            text,
+            object_to_js_string(artifact),
+            "not the artifact's text"
+        );
         let id = artifact
             .get_str("id")
             .filter(|s| !s.is_empty())
@@ -96,9 +122,27 @@ impl NewMessage {
             owner: owner.to_owned(),
             mailbox,
             id,
-            artifact,
+            text,
             stored_at,
         })
+    }
+
+    /// The artifact, parsed from [`text`](Self::text).
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError::InvalidRecord`] when the text is not a JSON object.
+    pub fn artifact(&self) -> Result<Object> {
+        let limits = ParseLimits {
+            max_bytes: usize::MAX,
+            max_depth: ParseLimits::MAX_DEPTH_CEILING,
+        };
+        match parse(self.text.as_bytes(), &limits).map(|p| p.value) {
+            Ok(Value::Object(o)) => Ok(o),
+            _ => Err(TrustError::InvalidRecord(
+                "message text is not a JSON object".into(),
+            )),
+        }
     }
 }
 

@@ -266,7 +266,10 @@ async fn compaction_shrinks_the_log_and_keeps_the_state() {
         .unwrap();
     assert_eq!(page.results.len(), 50);
     assert_eq!(page.results[0].id, "c-0550");
-    assert_eq!(page.results[0].artifact, big_msg(550, 0).artifact);
+    assert_eq!(
+        page.results[0].artifact,
+        big_msg(550, 0).artifact().unwrap()
+    );
     // Writes after compaction land in the new log.
     s.store(&big_msg(9999, 9999), None, t(0)).await.unwrap();
     drop(s);
@@ -278,7 +281,10 @@ async fn compaction_shrinks_the_log_and_keeps_the_state() {
         .await
         .unwrap();
     assert_eq!(page.results.len(), 51);
-    assert_eq!(page.results[50].artifact, big_msg(9999, 0).artifact);
+    assert_eq!(
+        page.results[50].artifact,
+        big_msg(9999, 0).artifact().unwrap()
+    );
     // Expired replay entries (even ids) were dropped, live ones kept.
     use btps_trust::ReplayStore;
     assert_eq!(

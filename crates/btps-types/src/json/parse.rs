@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{JsString, Object, Value, write::write_value};
+use super::write::{is_array_index, write_value};
+use super::{JsString, Object, Value};
 use crate::ErrorCode;
 
 /// Limits applied while parsing untrusted input.
@@ -133,6 +134,13 @@ pub struct Parsed {
     pub value: Value,
     /// Every duplicate key seen.
     pub duplicates: Duplicates,
+    /// Whether the input is exactly the serializer's text of `value`
+    /// (`to_js_string(&value)`, what `JSON.stringify` of the received object gives): no
+    /// insignificant whitespace, no duplicate keys, no array-index keys, numbers as
+    /// ECMAScript prints them and no string escapes but `\"`, `\\`, `\b`, `\f`, `\n`, `\r`
+    /// and `\t`. A `false` may be conservative; a `true` never is: such a text can be
+    /// stored or forwarded as it is instead of serializing the value again.
+    pub verbatim: bool,
 }
 
 /// Parses `bytes` as one JSON text.
@@ -172,6 +180,7 @@ pub fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<Parsed, JsonError> {
         max_depth: limits.max_depth.min(ParseLimits::MAX_DEPTH_CEILING),
         path: Vec::new(),
         duplicates: Duplicates::default(),
+        verbatim: true,
     };
     p.skip_ws();
     let value = p.value()?;
@@ -182,6 +191,7 @@ pub fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<Parsed, JsonError> {
     Ok(Parsed {
         value,
         duplicates: p.duplicates,
+        verbatim: p.verbatim,
     })
 }
 
@@ -207,6 +217,8 @@ struct Parser<'a> {
     max_depth: usize,
     path: Vec<Seg>,
     duplicates: Duplicates,
+    /// No byte seen so far that the serializer would write differently ([`Parsed::verbatim`]).
+    verbatim: bool,
 }
 
 /// Objects with at least this many members get a key index while parsing, so that a huge
@@ -228,6 +240,7 @@ impl Parser<'_> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
+            self.verbatim = false;
         }
     }
 
@@ -314,6 +327,10 @@ impl Parser<'_> {
             let key_start = self.pos;
             let key = self.string()?;
             let key_end = self.pos;
+            if self.verbatim && is_array_index(key.as_wtf8_bytes()) {
+                // The serializer moves array-index keys to the front.
+                self.verbatim = false;
+            }
             self.skip_ws();
             if self.peek() != Some(b':') {
                 return Err(self.syntax("':'"));
@@ -333,6 +350,7 @@ impl Parser<'_> {
                     let slot = obj.value_at_mut(i);
                     let conflicting = serialized_differs(slot, &value);
                     *slot = value;
+                    self.verbatim = false;
                     self.record_duplicate(&key, conflicting);
                 }
                 None => {
@@ -422,6 +440,9 @@ impl Parser<'_> {
             offset: start,
             expected: "a number",
         })?;
+        if self.verbatim && !number_is_verbatim(text, n) {
+            self.verbatim = false;
+        }
         if n.is_finite() {
             Ok(Value::Number(n))
         } else {
@@ -469,6 +490,10 @@ impl Parser<'_> {
                     self.pos += 1;
                     let esc = self.peek().ok_or_else(|| self.syntax("an escape"))?;
                     self.pos += 1;
+                    if matches!(esc, b'/' | b'u') {
+                        // `\/` is written as `/`; `\u` escapes only for some code points.
+                        self.verbatim = false;
+                    }
                     match esc {
                         b'"' => buf.push(b'"'),
                         b'\\' => buf.push(b'\\'),
@@ -545,6 +570,22 @@ impl Parser<'_> {
     }
 }
 
+/// Whether the serializer prints `n` (parsed from `text`) as `text`.
+fn number_is_verbatim(text: &str, n: f64) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        // An integer below 10^15 is exact and printed in plain digits; "0" but not "-0",
+        // and no leading zero (the grammar allows none).
+        return n != 0.0 || text == "0";
+    }
+    if !n.is_finite() {
+        return false;
+    }
+    let mut printed = Vec::with_capacity(24);
+    super::write::write_number(&mut printed, n);
+    printed == text.as_bytes()
+}
+
 fn serialized_differs(a: &Value, b: &Value) -> bool {
     // Cheap structural answer first; equal values always serialize equally.
     if a == b {
@@ -559,6 +600,34 @@ fn serialized_differs(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbatim_means_the_serializer_writes_the_same_text() {
+        let verbatim = |t: &str| parse_str(t).unwrap().verbatim;
+        for t in [
+            r#"{"a":1,"b":[true,null,"x\"y\\z\n"],"c":{"d":-2.5,"e":1e+21,"f":0.001}}"#,
+            "{\"n\":123456789012345,\"s\":\"é\u{2028}\"}",
+            "[]",
+            "{}",
+        ] {
+            assert!(verbatim(t), "{t}");
+            assert_eq!(crate::json::to_js_string(&parse_str(t).unwrap().value), t);
+        }
+        for t in [
+            r#"{"a": 1}"#,
+            "{\"a\":1}\n",
+            r#"{"a":1,"a":1}"#,
+            r#"{"b":1,"1":2}"#,
+            r#"{"a":"\/"}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":1.0}"#,
+            r#"{"a":-0}"#,
+            r#"{"a":1E3}"#,
+            r#"{"a":12345678901234567890}"#,
+        ] {
+            assert!(!verbatim(t), "{t}");
+        }
+    }
 
     fn err(text: &str) -> JsonError {
         parse_str(text).expect_err(text)

@@ -79,7 +79,9 @@ fn array_index(key: &[u8]) -> Option<u32> {
     }
 }
 
-pub(crate) fn write_object(out: &mut Vec<u8>, o: &Object) {
+/// Appends the `JSON.stringify` text of `o` to `out` ([`write_value`] of an object, without
+/// wrapping (copying) it into a [`Value`]).
+pub fn write_object(out: &mut Vec<u8>, o: &Object) {
     let members = o.members();
     // Fast path: no key can be an array index unless it starts with a digit.
     if !members

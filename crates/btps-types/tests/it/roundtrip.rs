@@ -1,4 +1,5 @@
-//! Property: parse → stringify → parse is the identity, and stringify is a fixed point.
+//! Property: parse → stringify → parse is the identity, and stringify is a fixed point; a
+//! text the parser calls verbatim is its own serialization.
 
 use btps_types::json::{JsString, Object, Value, parse_str, to_js_string};
 use proptest::prelude::*;
@@ -56,5 +57,28 @@ proptest! {
         prop_assert_eq!(&again, &text);
         let reparsed = parse_str(&again).unwrap().value;
         prop_assert_eq!(reparsed, parsed.value);
+    }
+
+    /// Texts in other spellings of the same values: whitespace, escapes, number forms.
+    #[test]
+    fn verbatim_texts_are_their_own_serialization(
+        v in value(),
+        ws in any::<bool>(),
+        esc in any::<bool>(),
+    ) {
+        let mut text = to_js_string(&v);
+        if ws {
+            text = text.replacen(',', ", ", 1).replacen(':', " :", 1);
+        }
+        if esc {
+            text = text.replacen('a', "\\u0061", 1).replacen('/', "\\/", 1);
+        }
+        // A replacement outside a string may break the text; such cases prove nothing.
+        let Ok(parsed) = parse_str(&text) else {
+            return Ok(());
+        };
+        if parsed.verbatim {
+            prop_assert_eq!(to_js_string(&parsed.value), text);
+        }
     }
 }
