@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod fuzz;
+mod msrv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,14 +20,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Everything CI checks: fmt, clippy (per package, -D warnings), tests, docs
-    /// (-D warnings), cargo deny, the interoperability vectors, the demo, and a 20 s run of
-    /// every fuzz target.
+    /// Everything CI checks: fmt, the MSRV checks, clippy (per package, -D warnings), tests,
+    /// docs (-D warnings), cargo deny, the interoperability vectors, the demo, and a 20 s run
+    /// of every fuzz target.
     Test {
         /// The vector directory (default: ../shared/vectors next to the repository).
         #[arg(long)]
         vectors: Option<PathBuf>,
     },
+    /// What can be checked of the MSRV without its toolchain: no package of the dependency
+    /// graph declares a newer `rust-version` than the workspace, every `clippy.toml` `msrv`
+    /// agrees, and clippy's `incompatible_msrv` lint is allowed nowhere.
+    Msrv,
     /// Runs a vector directory (index.json, dns.json, keys/, cases/) through the stateless
     /// pipeline and prints one line per case.
     Vectors {
@@ -92,6 +97,7 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match cli.task {
         Task::Test { vectors } => test(&root, vectors),
+        Task::Msrv => msrv::check(&root),
         Task::Vectors { dir } => {
             let dir = dir.unwrap_or_else(|| default_vectors(&root));
             vectors(&dir)
@@ -194,6 +200,7 @@ fn workspace_packages(root: &Path) -> Result<Vec<String>> {
 fn test(root: &Path, vector_dir: Option<PathBuf>) -> Result<()> {
     let vector_dir = vector_dir.unwrap_or_else(|| default_vectors(root));
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    msrv::check(root)?;
     // Per package, so that feature unification across the workspace cannot hide a lint.
     for package in workspace_packages(root)? {
         run(cargo().args([

@@ -1,11 +1,14 @@
 //! Crash safety of the server process: clients send signed documents over several TLS
 //! connections (pipelined) and record every id whose reply was ok; the server is SIGKILLed at
-//! a random point of that load, restarted on the same data directory, and an agent lists the
-//! inbox page by page: every acknowledged id is there exactly once. Acknowledged lines sent
-//! again are answered `already accepted` and not stored twice; lines that were in flight at
-//! the kill, sent again, end up stored exactly once whether or not they had been stored.
-//! Repeated on the same data directory, so that a recovered store is itself recovered; once
-//! with a torn record appended to the store's log, as a kill inside a large write leaves it.
+//! a random point of that load and restarted on the same data directory. Every tenth trial
+//! and after the last an agent lists the inbox page by page: every id acknowledged so far is
+//! there exactly once. After every restart, acknowledged lines sent again are answered
+//! `already accepted` and not stored twice; lines that were in flight at the kill, sent
+//! again, end up stored exactly once whether or not they had been stored. Repeated on the
+//! same data directory, so that a recovered store is itself recovered; with the file store
+//! once with a torn record appended to its log, as a kill inside a large write leaves it. The
+//! same trials (`TRIALS` kills, a load window of a fraction of a second each) run against the
+//! file store and against PostgreSQL.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -15,17 +18,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::pg::Scope;
+use crate::postgres::on_postgres;
 use crate::support::{
     BILLING, DataDir, FINANCE, LineClient, Reply, Rng, auth_request, billing_key, device_key,
-    doc_line, inbox_ids, invoice, now, unique_id,
+    doc_line, heavy_test, inbox_ids, invoice, now, unique_id,
 };
 
-const TRIALS: usize = 5;
+/// SIGKILLs per store.
+const TRIALS: usize = 50;
 const CONNECTIONS: usize = 4;
-/// Lines per connection and trial.
-const PER_CONNECTION: usize = 100;
+/// Lines per connection and trial (a load window of a fraction of a second).
+const PER_CONNECTION: usize = 20;
 /// Lines written at once on a connection before its replies are read.
-const BATCH: usize = 8;
+const BATCH: usize = 5;
+/// The inbox is listed in full after every this many trials and after the last one.
+const LIST_EVERY: usize = 10;
+
+/// Where the server under test keeps its state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    File,
+    Postgres,
+}
 
 /// One pre-signed line.
 #[derive(Clone)]
@@ -98,9 +113,24 @@ fn load(client: &mut LineClient, lines: &[Line], acked: &AtomicUsize) -> Sent {
 
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_artifact() {
+    let mut dir = DataDir::new();
+    sigkill_trials(&mut dir, Store::File);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_under_load_on_postgres_loses_no_acknowledged_artifact() {
+    let scope = Scope::default();
+    let url = scope.fresh().await;
+    let mut dir = DataDir::new();
+    on_postgres(&dir, &url);
+    tokio::task::block_in_place(|| sigkill_trials(&mut dir, Store::Postgres));
+}
+
+/// `TRIALS` times: load, SIGKILL, restart, check (module documentation).
+fn sigkill_trials(dir: &mut DataDir, store: Store) {
+    let _heavy = heavy_test();
     let started = Instant::now();
     let mut rng = Rng::from_env_or_clock();
-    let mut dir = DataDir::new();
     dir.admin_ok(&[
         "trust",
         "set",
@@ -125,14 +155,16 @@ fn sigkill_under_load_loses_no_acknowledged_artifact() {
     };
 
     let mut acked_all = BTreeSet::new();
+    let mut in_flight_all = BTreeSet::new();
     let mut stored_all = 0;
     let mut report = Vec::new();
     let mut torn_tails = 0;
+    let mut late_kills = 0;
     for (trial, connections) in trials.into_iter().enumerate() {
         let total = CONNECTIONS * PER_CONNECTION;
-        // Kill after 10 %..90 % of the trial's lines were acknowledged.
+        // Kill after 10 %..75 % of the trial's lines were acknowledged.
         let kill_after =
-            usize::try_from(rng.range(total as u64 / 10, total as u64 * 9 / 10)).unwrap();
+            usize::try_from(rng.range(total as u64 / 10, total as u64 * 3 / 4)).unwrap();
         let acked = Arc::new(AtomicUsize::new(0));
         let clients: Vec<_> = connections
             .into_iter()
@@ -150,15 +182,14 @@ fn sigkill_under_load_loses_no_acknowledged_artifact() {
         server.kill();
         let sent: Vec<Sent> = clients.into_iter().map(|c| c.join().unwrap()).collect();
         let acked_now: Vec<&Line> = sent.iter().flat_map(|s| &s.acked).collect();
-        assert!(
-            acked_now.len() < total,
-            "trial {trial}: the load ended before the kill"
-        );
+        // On a busy machine the last lines can be answered between the count and the kill:
+        // such a trial kills an idle server, which proves less; a few are tolerated.
+        late_kills += usize::from(acked_now.len() == total);
         acked_all.extend(acked_now.iter().map(|l| l.id.clone()));
 
         // A kill in the middle of a large write leaves a torn record at the end of the log
         // (rare with records this small): made by hand once.
-        let tear = trial == 1;
+        let tear = trial == 1 && store == Store::File;
         if tear {
             let mut record = 1000u32.to_le_bytes().to_vec();
             record.extend_from_slice(&[0xa5; 104]);
@@ -204,18 +235,21 @@ fn sigkill_under_load_loses_no_acknowledged_artifact() {
             already += usize::from(reply.message() == "already accepted");
         }
 
-        let ids = inbox_ids(&mut client, &agent_id, &device);
-        let unique: BTreeSet<&String> = ids.iter().collect();
-        assert_eq!(unique.len(), ids.len(), "trial {trial}: an id stored twice");
-        let missing: Vec<_> = acked_all.iter().filter(|id| !unique.contains(id)).collect();
-        assert!(
-            missing.is_empty(),
-            "trial {trial}: acknowledged but lost: {missing:?}"
-        );
-        for line in &in_flight {
-            assert!(unique.contains(&line.id), "trial {trial}: {} lost", line.id);
+        in_flight_all.extend(in_flight.iter().map(|l| l.id.clone()));
+        if (trial + 1) % LIST_EVERY == 0 || trial + 1 == TRIALS {
+            let ids = inbox_ids(&mut client, &agent_id, &device);
+            let unique: BTreeSet<&String> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "trial {trial}: an id stored twice");
+            let missing: Vec<_> = acked_all.iter().filter(|id| !unique.contains(id)).collect();
+            assert!(
+                missing.is_empty(),
+                "trial {trial}: acknowledged but lost: {missing:?}"
+            );
+            for id in &in_flight_all {
+                assert!(unique.contains(id), "trial {trial}: {id} lost");
+            }
+            stored_all = ids.len();
         }
-        stored_all = ids.len();
         report.push(format!(
             "kill after {}/{total} acks ({} in flight, {already} of them stored before the \
              kill{})",
@@ -229,10 +263,18 @@ fn sigkill_under_load_loses_no_acknowledged_artifact() {
         ));
     }
     server.stop();
+    assert!(
+        late_kills <= TRIALS / 10,
+        "{late_kills} of {TRIALS} kills came after the load had ended"
+    );
+    let store = match store {
+        Store::File => "file store",
+        Store::Postgres => "PostgreSQL",
+    };
     eprintln!(
-        "crash test: {TRIALS} SIGKILLs under load (torn log tails cut on restart: {torn_tails}), {} \
-         acknowledged artifacts all stored once ({stored_all} in the inbox); signing \
-         {signed:?}, total {:?}\n  {}",
+        "crash test ({store}): {TRIALS} SIGKILLs under load ({late_kills} after the load had \
+         ended; torn log tails cut on restart: {torn_tails}), {} acknowledged artifacts: 0 lost, 0 stored twice \
+         ({stored_all} in the inbox); signing {signed:?}, total {:?}\n  {}",
         acked_all.len(),
         started.elapsed(),
         report.join("\n  ")

@@ -4,7 +4,7 @@
 use crate::pg::Scope;
 use crate::support::{BILLING, DataDir, FINANCE, billing_key, doc_line, edit_config, invoice, now};
 
-fn on_postgres(dir: &DataDir, url: &str) {
+pub(crate) fn on_postgres(dir: &DataDir, url: &str) {
     edit_config(&dir.path, |section, key| {
         (section == "store" && key == "url").then(|| format!("url = \"{url}\""))
     });

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -39,7 +39,7 @@ pub(crate) fn key_path(name: &str) -> PathBuf {
     vectors_dir().join("keys").join(name)
 }
 
-fn key_pair(name: &str) -> KeyPair {
+pub(crate) fn key_pair(name: &str) -> KeyPair {
     KeyPair::from_pem(&fs::read_to_string(key_path(name)).unwrap()).unwrap()
 }
 
@@ -72,6 +72,16 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Held by the tests that load the machine for many seconds (abuse, crash trials, faults):
+/// they run one at a time, so that their timings and latency figures measure the server and
+/// not each other.
+pub(crate) fn heavy_test() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The current time.
@@ -159,6 +169,19 @@ impl DataDir {
         assert_eq!(config.rate_limits, RateLimits::unlimited());
         assert_ne!(config.listen.port(), 3443);
         dir
+    }
+
+    /// Adds the vectors' DNS record `name` (an identity key record) to the static table.
+    pub(crate) fn publish_vector_record(&self, name: &str) {
+        let vectors: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(vectors_dir().join("dns.json")).unwrap())
+                .unwrap();
+        assert!(vectors[name].is_array(), "{name} is not in the vectors");
+        let file = self.path.join("dns.json");
+        let mut table: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&file).unwrap()).unwrap();
+        table[name] = vectors[name].clone();
+        fs::write(file, table.to_string()).unwrap();
     }
 
     /// Both listen addresses (BTPS and `[http]`) on fresh free ports.
@@ -393,6 +416,36 @@ impl ServerProcess {
         LineClient::connect(self.addr, &[&self.cert]).unwrap()
     }
 
+    /// A TLS connection from the loopback address `source` (any of 127.0.0.0/8), so that
+    /// per-IP limits see another client.
+    pub(crate) fn connect_from(&self, source: IpAddr) -> io::Result<LineClient> {
+        LineClient::connect_tcp(tcp_from(source, self.addr)?, &[&self.cert])
+    }
+
+    /// The resident set size of the process now and its peak so far, in KiB
+    /// (`VmRSS`, `VmHWM` of `/proc/<pid>/status`).
+    pub(crate) fn memory_kib(&self) -> (u64, u64) {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/<pid>/status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// The value of an unlabelled sample of `/metrics` (a gauge or counter).
+    pub(crate) fn metric(&self, name: &str) -> f64 {
+        let (code, body) = self.http_get("/metrics");
+        assert_eq!(code, 200);
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+    }
+
     /// One plain HTTP GET on the observability listener: the status code and the body.
     pub(crate) fn http_get(&self, path: &str) -> (u16, String) {
         let mut s = TcpStream::connect(self.http).unwrap();
@@ -422,6 +475,32 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A TCP connection to `addr` from the loopback address `source` (bound before the
+/// connect, which std cannot do).
+pub(crate) fn tcp_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    thread_local! {
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .unwrap();
+    }
+    let stream = RT.with(|rt| {
+        rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(source, 0))?;
+            tokio::time::timeout(WAIT, socket.connect(addr))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+                .and_then(tokio::net::TcpStream::into_std)
+        })
+    })?;
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(WAIT))?;
+    stream.set_write_timeout(Some(WAIT))?;
+    Ok(stream)
+}
+
 /// A blocking BTPS line client over rustls.
 pub(crate) struct LineClient {
     stream: BufReader<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>,
@@ -431,6 +510,11 @@ impl LineClient {
     /// Connects to `addr` as `localhost`, trusting the certificates in `roots` (PEM files),
     /// and completes the handshake.
     pub(crate) fn connect(addr: SocketAddr, roots: &[&Path]) -> io::Result<Self> {
+        Self::connect_tcp(TcpStream::connect(addr)?, roots)
+    }
+
+    /// The TLS handshake as `localhost` on a connected socket.
+    pub(crate) fn connect_tcp(mut tcp: TcpStream, roots: &[&Path]) -> io::Result<Self> {
         let mut store = rustls::RootCertStore::empty();
         for path in roots {
             for cert in CertificateDer::pem_file_iter(path).unwrap() {
@@ -446,7 +530,6 @@ impl LineClient {
         let name = ServerName::try_from("localhost").unwrap();
         let mut conn =
             rustls::ClientConnection::new(Arc::new(config), name).map_err(io::Error::other)?;
-        let mut tcp = TcpStream::connect(addr)?;
         tcp.set_read_timeout(Some(WAIT))?;
         tcp.set_write_timeout(Some(WAIT))?;
         while conn.is_handshaking() {
@@ -460,6 +543,22 @@ impl LineClient {
     /// The server's certificate (DER) on this connection.
     pub(crate) fn peer_certificate(&self) -> Vec<u8> {
         self.stream.get_ref().conn.peer_certificates().unwrap()[0].to_vec()
+    }
+
+    /// Writes `bytes` as they are (no LF added).
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let s = self.stream.get_mut();
+        s.write_all(bytes)?;
+        s.flush()
+    }
+
+    /// Sets the read timeout of the socket.
+    pub(crate) fn set_read_timeout(&self, timeout: Duration) {
+        self.stream
+            .get_ref()
+            .sock
+            .set_read_timeout(Some(timeout))
+            .unwrap();
     }
 
     /// Writes `lines`, each followed by LF, in one write.
@@ -508,6 +607,11 @@ impl Reply {
         self.0["status"]["errorCode"].as_str()
     }
 
+    /// The numeric `status.code` (200, 429, 503, …).
+    pub(crate) fn code(&self) -> Option<u64> {
+        self.0["status"]["code"].as_u64()
+    }
+
     pub(crate) fn message(&self) -> &str {
         self.0["status"]["message"].as_str().unwrap_or("")
     }
@@ -532,10 +636,21 @@ pub(crate) fn invoice() -> Value {
 
 /// A signed `BTPS_DOC` line from `billing$vendorcorp.test` to `finance$local.test`.
 pub(crate) fn doc_line(id: &str, issued_at: UnixMillis, document: &Value, key: &KeyPair) -> String {
+    doc_line_from(BILLING, key, id, issued_at, document)
+}
+
+/// A `BTPS_DOC` line from `from` (signed by `key`, selector `btps1`) to `finance$local.test`.
+pub(crate) fn doc_line_from(
+    from: &str,
+    key: &KeyPair,
+    id: &str,
+    issued_at: UnixMillis,
+    document: &Value,
+) -> String {
     let mut a = Object::new()
         .with("version", "1.0.0")
         .with("type", "BTPS_DOC")
-        .with("from", BILLING)
+        .with("from", from)
         .with("to", FINANCE)
         .with("selector", "btps1")
         .with("id", id)
@@ -543,7 +658,7 @@ pub(crate) fn doc_line(id: &str, issued_at: UnixMillis, document: &Value, key: &
         .with("document", document.clone())
         .with("encryption", Value::Null);
     TransporterSigner::new(key)
-        .identity(BILLING.parse::<Identity>().unwrap())
+        .identity(from.parse::<Identity>().unwrap())
         .selector(Selector::parse("btps1").unwrap())
         .sign(&mut a)
         .unwrap();

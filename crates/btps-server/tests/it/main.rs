@@ -5,6 +5,7 @@ mod build;
 mod client;
 mod delegation;
 mod delivery;
+mod dns_down;
 #[allow(dead_code, reason = "shared with the vectors test")]
 mod harness;
 mod key_types;

@@ -7,6 +7,8 @@
 //! the directory when the test process exits, however it exits.
 //!
 //! When no server can be had the tests fail (in CI and locally); they never skip.
+//!
+//! A test that stops and restarts the server starts a [`Cluster`] of its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -92,79 +94,122 @@ fn free_port() -> Result<u16, String> {
 }
 
 fn start_cluster() -> Result<String, String> {
-    let bin = pg_bin()?;
-    let dir = tempfile::Builder::new()
-        .prefix("btps-pg-")
-        .tempdir()
-        .map_err(|e| e.to_string())?
-        .keep();
-    let data = dir.to_str().ok_or("temp dir is not UTF-8")?.to_owned();
-    let pg_ctl = bin.join("pg_ctl");
-    // Stop and remove the cluster when this process exits, whatever way it exits.
-    let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
-         {stop} \"{ctl}\" -D \"{data}\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"{data}\"",
-        pid = std::process::id(),
-        stop = if is_root() {
-            "runuser -u postgres --"
-        } else {
-            ""
-        },
-        ctl = pg_ctl.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &watchdog])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("watchdog: {e}"))?;
-    if is_root() {
-        run(
-            {
-                let mut c = Command::new("chown");
-                c.args(["postgres:postgres", &data]);
-                c
+    Cluster::start().map(|c| c.url())
+}
+
+/// A throwaway PostgreSQL cluster of this test process (stopped and removed when the process
+/// exits). Tests that stop and restart a server start one of their own.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    pg_ctl: PathBuf,
+    data: String,
+    port: u16,
+}
+
+impl Cluster {
+    /// `initdb` and `pg_ctl start` on a free port of 127.0.0.1.
+    pub(crate) fn start() -> Result<Self, String> {
+        let bin = pg_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("btps-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
+        let data = dir.to_str().ok_or("temp dir is not UTF-8")?.to_owned();
+        let pg_ctl = bin.join("pg_ctl");
+        // Stop and remove the cluster when this process exits, whatever way it exits.
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
+             {stop} \"{ctl}\" -D \"{data}\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"{data}\"",
+            pid = std::process::id(),
+            stop = if is_root() {
+                "runuser -u postgres --"
+            } else {
+                ""
             },
-            "chown",
+            ctl = pg_ctl.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &watchdog])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("watchdog: {e}"))?;
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["postgres:postgres", &data]);
+                    c
+                },
+                "chown",
+            )?;
+        }
+        run(
+            pg_command(
+                &bin.join("initdb"),
+                &[
+                    "-D",
+                    &data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "-N",
+                ],
+            ),
+            "initdb",
         )?;
+        let mut last = String::new();
+        for _ in 0..3 {
+            let cluster = Self {
+                pg_ctl: pg_ctl.clone(),
+                data: data.clone(),
+                port: free_port()?,
+            };
+            match cluster.start_again() {
+                Ok(()) => return Ok(cluster),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
-    run(
-        pg_command(
-            &bin.join("initdb"),
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "-N",
-            ],
-        ),
-        "initdb",
-    )?;
-    let mut last = String::new();
-    for _ in 0..3 {
-        let port = free_port()?;
+
+    /// The admin URL (database `postgres`).
+    pub(crate) fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start` on the same port, waiting until it accepts connections.
+    pub(crate) fn start_again(&self) -> Result<(), String> {
+        let (data, port) = (&self.data, self.port);
         let opts = format!(
             "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=300 \
              -c fsync=on"
         );
         let log = format!("{data}/server.log");
-        match run(
+        run(
             pg_command(
-                &pg_ctl,
-                &["-D", &data, "-l", &log, "-w", "-o", &opts, "start"],
+                &self.pg_ctl,
+                &["-D", data, "-l", &log, "-w", "-o", &opts, "start"],
             ),
             "pg_ctl start",
-        ) {
-            Ok(()) => return Ok(format!("postgresql://postgres@127.0.0.1:{port}/postgres")),
-            Err(e) => last = e,
-        }
+        )
     }
-    Err(last)
+
+    /// `pg_ctl stop -m fast`: sessions are ended, the server shuts down cleanly.
+    #[allow(dead_code, reason = "used by bin/btps-server's fault tests")]
+    pub(crate) fn stop(&self) -> Result<(), String> {
+        run(
+            pg_command(
+                &self.pg_ctl,
+                &["-D", &self.data, "-m", "fast", "-w", "stop"],
+            ),
+            "pg_ctl stop",
+        )
+    }
 }
 
 /// Whether the tests use a server of the environment (`BTPS_TEST_DATABASE_URL`) rather than
