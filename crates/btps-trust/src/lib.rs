@@ -52,7 +52,7 @@ pub use identity::{IdentityKey, IdentityRecord};
 pub use record::{KeyHistoryEntry, RotationEntry, TrustRecord, TrustStatus};
 pub use rules::{
     Incoming, IncomingKind, KeyCheck, Refusal, RefusalReason, SenderKey, Verdict, apply_rotation,
-    check_sender_key, evaluate, evaluate_agent, key_pinned,
+    check_sender_key, evaluate, evaluate_agent, key_pinned, signed_before_rotation,
 };
 pub use store::{
     CasOutcome, DEFAULT_FETCH_LIMIT, DeliveryOutcome, DeliveryState, DeliveryStatus, Expected,

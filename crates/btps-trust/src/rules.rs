@@ -341,6 +341,21 @@ pub fn check_sender_key(
     Ok(KeyCheck::Updated(Box::new(replace_key(record, key, now))))
 }
 
+/// Whether an artifact signed by the key with `fingerprint` at `issued_at` was signed before
+/// the receiver accepted a rotation away from that key (`rotationHistory[].oldKey` with
+/// `issued_at <= rotatedAt`): an artifact in flight during the rotation, accepted without
+/// changing the pinned key (docs/keys.md). Freshness bounds how far back `issued_at` can be.
+pub fn signed_before_rotation(
+    record: &TrustRecord,
+    fingerprint: &str,
+    issued_at: UnixMillis,
+) -> bool {
+    record
+        .rotation_history
+        .iter()
+        .any(|e| e.old_fingerprint == fingerprint && issued_at <= e.rotated_at)
+}
+
 /// The record after a proven rotation to `key`: the pinned key goes to `keyHistory`, the new
 /// key is stored, and `rotationHistory` gains `{oldKey, newKey, rotatedAt: now,
 /// rotationMethod: "signed-proof", proofSource: source}`.
@@ -620,6 +635,10 @@ mod tests {
             check_sender_key(&rotated, new, t(7), false),
             Ok(KeyCheck::Unchanged)
         );
+        // The old key: only for what it signed before the rotation was accepted.
+        assert!(signed_before_rotation(&rotated, "old", t(6)));
+        assert!(!signed_before_rotation(&rotated, "old", t(7)));
+        assert!(!signed_before_rotation(&rotated, "new", t(1)));
         // A record without a key takes it without history, pinned or not.
         let Ok(KeyCheck::Updated(u)) =
             check_sender_key(&rec(TrustStatus::Accepted), new, t(5), true)

@@ -117,6 +117,17 @@ impl Pipeline {
                 match check_sender_key(r, sender, now, self.opts.pin_keys) {
                     Ok(KeyCheck::Updated(updated)) => Some(updated),
                     Ok(KeyCheck::Unchanged) => None,
+                    // Signed with the key this record rotated away from, before the
+                    // rotation was accepted: in flight during the rotation.
+                    Ok(KeyCheck::ProofRequired)
+                        if btps_trust::signed_before_rotation(
+                            r,
+                            verified.signer.fingerprint(),
+                            t.issued_at_ms,
+                        ) =>
+                    {
+                        None
+                    }
                     Ok(KeyCheck::ProofRequired) => {
                         match crate::keys::prove_rotation(
                             t.raw,

@@ -195,16 +195,25 @@ async fn locked_trust_refuses_a_swapped_key_without_a_valid_proof() {
         old.public_key().fingerprint()
     );
 
-    // From now on the new key is the pinned one: no proof needed, and the old key is refused.
+    // From now on the new key is the pinned one: no proof needed. An artifact the old key
+    // signed before the rotation was accepted (in flight) is still accepted; one it signs
+    // afterwards is refused.
     let r = send(&h.pipeline, &doc("k-5", t, &new, "btps2", None)).await;
     assert!(r.ok(), "{:?}", r.obj);
-    let r = send(&h.pipeline, &doc("k-6", t, &old, "btps1", None)).await;
+    let in_flight = doc("k-6", t.saturating_add_millis(-5000), &old, "btps1", None);
+    let r = send(&h.pipeline, &in_flight).await;
+    assert!(r.ok(), "in flight: {:?}", r.obj);
+    h.clock.set(t.saturating_add_millis(1000));
+    let late = doc("k-7", t.saturating_add_millis(1000), &old, "btps1", None);
+    let r = send(&h.pipeline, &late).await;
     assert_eq!(
         r.error_code(),
         Some("BTP_ERROR_SIG_MISMATCH"),
         "{:?}",
         r.obj
     );
+    let still = h.store.get_trust(&pinned.id).await.unwrap().unwrap();
+    assert_eq!(still.public_key_fingerprint, new.public_key().fingerprint());
 }
 
 fn new_other() -> KeyPair {
