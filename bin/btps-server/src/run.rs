@@ -127,6 +127,28 @@ fn init_logging(config: &ServerConfig) {
     };
 }
 
+/// The CA certificates of a `ca_files` option as one trust anchor set, or `None` when the
+/// list is empty (the system trust store).
+fn ca_trust(
+    config: &ServerConfig,
+    files: &[std::path::PathBuf],
+    section: &str,
+) -> Result<Option<TlsTrust>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let mut pem = Vec::new();
+    for file in files {
+        let path = config.resolve(file);
+        pem.extend(
+            std::fs::read(&path)
+                .with_context(|| format!("read {section} ca_files {}", path.display()))?,
+        );
+        pem.push(b'\n');
+    }
+    Ok(Some(TlsTrust::CaPem(pem)))
+}
+
 /// The outbound delivery transport: a btps-client over the server's DNS cache, trusting
 /// `[delivery] ca_files` (else the system trust store), with the configured request
 /// timeout. `None` when delivery is disabled.
@@ -138,17 +160,8 @@ fn delivery_transport(config: &ServerConfig, dns: &DnsCache) -> Result<Option<Ar
         request_timeout: std::time::Duration::from_millis(config.delivery.request_timeout_ms),
         ..ClientConfig::default()
     };
-    if !config.delivery.ca_files.is_empty() {
-        let mut pem = Vec::new();
-        for file in &config.delivery.ca_files {
-            let path = config.resolve(file);
-            pem.extend(
-                std::fs::read(&path)
-                    .with_context(|| format!("read [delivery] ca_files {}", path.display()))?,
-            );
-            pem.push(b'\n');
-        }
-        client.tls = TlsTrust::CaPem(pem);
+    if let Some(trust) = ca_trust(config, &config.delivery.ca_files, "[delivery]")? {
+        client.tls = trust;
     }
     let client = Client::new(client, dns.clone()).context("the delivery client")?;
     Ok(Some(Arc::new(ClientDeliver::new(client))))
@@ -253,25 +266,14 @@ async fn ensure_server_identity(stores: &Stores, signer: &ReplySigner) -> Result
         .identity
         .parse()
         .map_err(|e| anyhow::anyhow!("server identity {:?}: {e}", signer.identity))?;
-    let key = signer.key.public_key();
-    let current = stores.identities.get_identity(identity.as_str()).await?;
-    let up_to_date = current.as_ref().is_some_and(|r| {
-        r.key(&signer.selector).is_some_and(|k| {
-            btps_crypto::PublicKey::from_pem(&k.public_key)
-                .is_ok_and(|p| p.fingerprint() == key.fingerprint())
-        })
-    });
-    if !up_to_date {
-        let k = btps_trust::IdentityKey::rsa(&signer.selector, &key.to_pem(), now());
-        let record = match current {
-            Some(mut r) => {
-                r.rotate_to(k);
-                r
-            }
-            None => btps_trust::IdentityRecord::new(identity, k),
-        };
-        stores.identities.put_identity(&record).await?;
-    }
+    btps_server::publish_identity_key(
+        stores,
+        &identity,
+        &signer.selector,
+        signer.key.public_key(),
+        now(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -359,17 +361,8 @@ fn proof_source(config: &ServerConfig) -> Result<Option<Arc<dyn btps_server::Pro
             .collect(),
         ..WellKnownConfig::default()
     };
-    if !rotation.ca_files.is_empty() {
-        let mut pem = Vec::new();
-        for file in &rotation.ca_files {
-            let path = config.resolve(file);
-            pem.extend(
-                std::fs::read(&path)
-                    .with_context(|| format!("read [key_rotation] ca_files {}", path.display()))?,
-            );
-            pem.push(b'\n');
-        }
-        wk.trust = TlsTrust::CaPem(pem);
+    if let Some(trust) = ca_trust(config, &rotation.ca_files, "[key_rotation]")? {
+        wk.trust = trust;
     }
     match WellKnownClient::new(wk) {
         Ok(client) => Ok(Some(Arc::new(btps_server::WellKnownProofs::new(client)))),

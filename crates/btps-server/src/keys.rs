@@ -27,7 +27,7 @@ use btps_trust::{IdentityKey, IdentityRecord, PageRequest, TrustFilter, TrustRec
 use btps_types::json::{Object, Value, object_to_js_string};
 use btps_types::{Identity, UnixMillis};
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Stores};
 
 /// Where rotation proofs of a sender's domain come from.
 #[async_trait]
@@ -309,8 +309,15 @@ impl KeyRotation {
                     btps_crypto::KeyPair::from_pem(&pem)
                 })
                 .map_err(|e| e.to_string())?;
-            self.publish_identity_key(&id, selector.as_str(), key.public_key(), now)
-                .await?;
+            publish_identity_key(
+                self.pipeline.stores(),
+                &id,
+                selector.as_str(),
+                key.public_key(),
+                now,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             tracing::info!(identity = %id, %selector, "signing with the new key");
             switched.push(identity);
         }
@@ -326,34 +333,42 @@ impl KeyRotation {
             }
         }
     }
+}
 
-    /// The identity store answers lookups with the new key as current, keeping the old
-    /// ones (they still verify what is in flight).
-    async fn publish_identity_key(
-        &self,
-        identity: &Identity,
-        selector: &str,
-        key: &PublicKey,
-        now: UnixMillis,
-    ) -> Result<(), String> {
-        let stores = self.pipeline.stores();
-        let entry = IdentityKey::rsa(selector, &key.to_pem(), now);
-        let record = match stores
-            .identities
-            .get_identity(identity.as_str())
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            Some(mut r) => {
-                r.rotate_to(entry);
-                r
-            }
-            None => IdentityRecord::new(identity.clone(), entry),
-        };
-        stores
-            .identities
-            .put_identity(&record)
-            .await
-            .map_err(|e| e.to_string())
+/// Makes `key` at `selector` the current key of `identity` in the identity store, so that
+/// lookups answer with it; earlier keys are kept (they still verify what is in flight).
+/// Nothing is written when `selector` is already current with this key. Returns whether it
+/// wrote.
+///
+/// # Errors
+///
+/// The identity store failed.
+pub async fn publish_identity_key(
+    stores: &Stores,
+    identity: &Identity,
+    selector: &str,
+    key: &PublicKey,
+    now: UnixMillis,
+) -> btps_trust::Result<bool> {
+    let current = stores.identities.get_identity(identity.as_str()).await?;
+    let up_to_date = current.as_ref().is_some_and(|r| {
+        r.current_selector == selector
+            && r.key(selector).is_some_and(|k| {
+                PublicKey::from_pem(&k.public_key)
+                    .is_ok_and(|p| p.fingerprint() == key.fingerprint())
+            })
+    });
+    if up_to_date {
+        return Ok(false);
     }
+    let entry = IdentityKey::rsa(selector, &key.to_pem(), now);
+    let record = match current {
+        Some(mut r) => {
+            r.rotate_to(entry);
+            r
+        }
+        None => IdentityRecord::new(identity.clone(), entry),
+    };
+    stores.identities.put_identity(&record).await?;
+    Ok(true)
 }

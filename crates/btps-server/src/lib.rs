@@ -45,7 +45,7 @@ pub use error::{Result, ServerError};
 pub use handler::{Handled, LineHandler, Peer, TransportEvent};
 pub use keys::{
     KeyRotation, KeyRotationOptions, ProofSource, TRUST_LIST_MAX, WellKnownProofs,
-    rotation_document, trust_list,
+    publish_identity_key, rotation_document, trust_list,
 };
 pub use metrics::{Histogram, Metrics};
 pub use pipeline::{Outcome, Pipeline, PipelineOptions, Stores};
