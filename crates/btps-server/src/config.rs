@@ -324,7 +324,8 @@ impl Timeouts {
 pub struct RateLimits {
     /// Signed artifacts per remote IP per minute (10).
     pub per_ip_per_minute: u32,
-    /// Artifacts per sender identity (`from`, or `agentId`) per minute (100).
+    /// Artifacts per sender identity (`from`, or `agentId`) per minute (100), charged once
+    /// the signature is verified.
     pub per_sender_per_minute: u32,
     /// Artifacts per minute for the whole process (1000).
     pub global_per_minute: u32,

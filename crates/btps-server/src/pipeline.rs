@@ -582,18 +582,28 @@ impl Pipeline {
         Ok(())
     }
 
-    /// §11: per IP, global and per sender (`sender` = `from`, `agentId` or `to`).
-    fn rate_limit(&self, peer: &Peer, sender: &str, now: UnixMillis) -> Result<()> {
+    /// §11, charged before any key or signature work: per remote IP and global.
+    fn rate_limit_peer(&self, peer: &Peer, now: UnixMillis) -> Result<()> {
         let ip = peer.addr.ip().to_string();
-        let ok = self.limits.per_ip.check(&ip, now)
-            && self.limits.per_sender.check(&sender.to_lowercase(), now)
-            && self.limits.global.check("", now);
-        if ok {
+        if self.limits.per_ip.check(&ip, now) && self.limits.global.check("", now) {
             Ok(())
         } else {
             Err(ServerError::refused(
                 ErrorCode::RateLimiter,
-                format!("rate limit for {ip} / {sender}"),
+                format!("rate limit for {ip}"),
+            ))
+        }
+    }
+
+    /// §11, charged once the signature is verified (`sender` = `from` or `agentId`), so
+    /// forged lines that merely claim a sender cannot spend that sender's budget.
+    fn rate_limit_sender(&self, sender: &str, now: UnixMillis) -> Result<()> {
+        if self.limits.per_sender.check(&sender.to_lowercase(), now) {
+            Ok(())
+        } else {
+            Err(ServerError::refused(
+                ErrorCode::RateLimiter,
+                format!("rate limit for sender {sender}"),
             ))
         }
     }

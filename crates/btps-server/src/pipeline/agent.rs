@@ -29,12 +29,9 @@ impl Pipeline {
         peer: &Peer,
     ) -> Result<Reply> {
         let now = self.now();
-        let sender = if a.action == AgentAction::AuthRequest {
-            a.to.as_str()
-        } else {
-            a.agent_id
-        };
-        self.rate_limit(peer, sender, now)?;
+        // `auth.*` have their own limit per identity (`to`); other actions are charged to
+        // their agent once its signature is verified.
+        self.rate_limit_peer(peer, now)?;
         if a.action.is_auth() && !self.limits.auth.check(&a.to.to_lowercase(), now) {
             return Err(ServerError::refused(
                 ErrorCode::RateLimiter,
@@ -66,6 +63,7 @@ impl Pipeline {
         );
         let verified = verify_artifact(artifact, &keys)?;
         self.check_verified(&verified)?;
+        self.rate_limit_sender(a.agent_id, now)?;
 
         // (8) The agent record must be active.
         if let Verdict::Refuse(r) = evaluate_agent(record.as_ref(), now) {

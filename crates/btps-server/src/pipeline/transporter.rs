@@ -28,18 +28,7 @@ impl Pipeline {
         peer: &Peer,
     ) -> Result<Reply> {
         let now = self.now();
-        self.rate_limit(peer, t.from.as_str(), now)?;
-        if t.kind == TransporterType::TrustReq
-            && !self
-                .limits
-                .trust_requests
-                .check(&t.from.to_lowercase(), now)
-        {
-            return Err(ServerError::refused(
-                ErrorCode::RateLimiter,
-                format!("trust requests from {}", t.from),
-            ));
-        }
+        self.rate_limit_peer(peer, now)?;
         self.require_hosted(&t.to).await?;
 
         // (6) Freshness: T = delegation.issuedAt for delegated artifacts (§10.1).
@@ -70,6 +59,20 @@ impl Pipeline {
                 Ok(_) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+
+        // Per-sender limits, charged to the sender the signature proves (§11).
+        self.rate_limit_sender(t.from.as_str(), now)?;
+        if t.kind == TransporterType::TrustReq
+            && !self
+                .limits
+                .trust_requests
+                .check(&t.from.to_lowercase(), now)
+        {
+            return Err(ServerError::refused(
+                ErrorCode::RateLimiter,
+                format!("trust requests from {}", t.from),
+            ));
         }
 
         // An exact re-send of an accepted artifact: answer as before (§10.2).

@@ -678,6 +678,74 @@ async fn rate_limits_per_ip_and_per_sender() {
     );
 }
 
+/// The per-sender limits are charged to the sender the signature proves: lines that claim
+/// a sender but are signed with another key are refused for their signature and leave that
+/// sender's budget (and its trust-request budget) untouched.
+#[tokio::test]
+async fn forged_lines_do_not_spend_the_claimed_senders_budget() {
+    let h = harness_with(
+        t0(),
+        TrustState::None,
+        None,
+        PipelineOptions {
+            domains: vec!["buyer.test".into()],
+            rate_limits: RateLimits {
+                per_sender_per_minute: 3,
+                trust_requests_per_minute: 1,
+                ..RateLimits::unlimited()
+            },
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let forger = build::device_key();
+    for i in 0..6 {
+        let (kind, document) = if i % 2 == 0 {
+            ("BTPS_DOC", build::invoice())
+        } else {
+            ("TRUST_REQ", trust_req_doc())
+        };
+        let forged = build::transporter(
+            kind,
+            BILLING,
+            FINANCE,
+            &format!("f{i}"),
+            t0(),
+            document,
+            &forger,
+        );
+        let r = send(&h.pipeline, &build::line(&forged)).await;
+        assert_eq!(r.error_code(), Some("BTP_ERROR_SIG_MISMATCH"), "{i}");
+    }
+    let genuine = |kind: &str, id: &str| {
+        let document = if kind == "TRUST_REQ" {
+            trust_req_doc()
+        } else {
+            build::invoice()
+        };
+        build::line(&build::transporter(
+            kind,
+            BILLING,
+            FINANCE,
+            id,
+            t0(),
+            document,
+            &build::billing_key(),
+        ))
+    };
+    // The genuine sender still has its whole trust-request budget (1) ...
+    assert!(send(&h.pipeline, &genuine("TRUST_REQ", "t1")).await.ok());
+    let again = send(&h.pipeline, &genuine("TRUST_REQ", "t2")).await;
+    assert_eq!(again.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
+    // ... and its whole per-sender budget (3): the third artifact gets the trust rule's
+    // answer, the fourth the limit.
+    let third = send(&h.pipeline, &genuine("BTPS_DOC", "d1")).await;
+    assert!(!third.ok());
+    assert_ne!(third.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
+    let fourth = send(&h.pipeline, &genuine("BTPS_DOC", "d2")).await;
+    assert_eq!(fourth.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
+}
+
 async fn futures_lite(p: &Pipeline, n: usize) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for i in 0..n {
