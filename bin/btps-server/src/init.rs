@@ -186,6 +186,7 @@ server_selector = "btps1"
 server_key = "keys/server-private.pem"
 sign_auth_replies = false
 pin_keys = false
+attestors = []                      # who may attest self-signed delegations (empty: any)
 # delivery_log = "delivery.jsonl"   # every accepted transporter artifact, fsynced (off)
 service_name = "btps-server"
 

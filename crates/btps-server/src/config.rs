@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub sign_auth_replies: bool,
     /// Reject artifacts signed by a key other than the trust record's (§7.3 `pin_keys`).
     pub pin_keys: bool,
+    /// Who may attest a delegation its sender signed itself (§9.3 step 2): identities
+    /// (`admin$saas.example`) and whole domains (`saas.example`). Empty (the default): any
+    /// identity whose attestation verifies.
+    pub attestors: Attestors,
     /// Append-only JSON-lines file of every accepted transporter artifact, fsynced before
     /// the ack (integration hook). Relative to `data_dir`.
     pub delivery_log: Option<PathBuf>,
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             server_key: PathBuf::from("keys/server-private.pem"),
             sign_auth_replies: false,
             pin_keys: false,
+            attestors: Attestors::default(),
             delivery_log: None,
             service_name: "btps-server".to_owned(),
             tenants: Vec::new(),
@@ -580,6 +585,78 @@ impl KeysConfig {
     }
 }
 
+/// The attestor allow-list of §9.3 (`attestors = [...]`): identities and domains,
+/// compared case-insensitively. Empty allows any attestor.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "Vec<String>")]
+pub struct Attestors {
+    identities: Vec<String>,
+    domains: Vec<String>,
+}
+
+impl Attestors {
+    /// Parses the entries: each is an identity (`user$domain`) or a domain name.
+    ///
+    /// # Errors
+    ///
+    /// The first entry that is neither.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        let mut list = Self::default();
+        for entry in entries {
+            let entry = entry.as_ref().trim();
+            if entry.contains('$') {
+                let identity = btps_types::Identity::parse(entry)
+                    .map_err(|e| format!("attestors: {entry:?} is not an identity: {e}"))?;
+                list.identities.push(identity.to_lowercase());
+            } else if is_domain_name(entry) {
+                list.domains
+                    .push(entry.trim_end_matches('.').to_ascii_lowercase());
+            } else {
+                return Err(format!(
+                    "attestors: {entry:?} is neither an identity nor a domain name"
+                ));
+            }
+        }
+        Ok(list)
+    }
+
+    /// Whether the list is empty, so that any attestor is allowed.
+    pub fn allows_any(&self) -> bool {
+        self.identities.is_empty() && self.domains.is_empty()
+    }
+
+    /// Whether `attestor` may attest: the list is empty, names it, or names its domain.
+    pub fn allows(&self, attestor: &btps_types::Identity) -> bool {
+        if self.allows_any() {
+            return true;
+        }
+        let identity = attestor.to_lowercase();
+        let domain = attestor.domain().to_ascii_lowercase();
+        self.identities.contains(&identity) || self.domains.contains(&domain)
+    }
+}
+
+impl TryFrom<Vec<String>> for Attestors {
+    type Error = String;
+    fn try_from(entries: Vec<String>) -> Result<Self, String> {
+        Self::parse(&entries)
+    }
+}
+
+/// Letters, digits, hyphens and dots, at least one dot, no empty label, ≤ 253 bytes.
+fn is_domain_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    s.len() <= 253
+        && s.contains('.')
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Every option an environment variable can set (`BTPS_` + the upper-cased name; sections
 /// joined with `__`).
 pub const ENV_KEYS: &[&str] = &[
@@ -591,6 +668,7 @@ pub const ENV_KEYS: &[&str] = &[
     "server_key",
     "sign_auth_replies",
     "pin_keys",
+    "attestors",
     "delivery_log",
     "service_name",
     "tls__cert",
@@ -732,6 +810,36 @@ mod tests {
         assert_eq!(c.delivery.retry_delays_secs, [5, 10, 20]);
         assert_eq!(c.delivery.poll_ms, 250);
         assert!(ServerConfig::from_toml("[delivery]\nretries = 3\n").is_err());
+    }
+
+    #[test]
+    fn attestors_are_identities_and_domains() {
+        let c =
+            ServerConfig::from_toml("attestors = [\"Admin$SaaS.example\", \"trusted.example\"]\n")
+                .unwrap();
+        let id = |s: &str| btps_types::Identity::parse(s).unwrap();
+        assert!(!c.attestors.allows_any());
+        assert!(c.attestors.allows(&id("admin$saas.example")));
+        assert!(!c.attestors.allows(&id("other$saas.example")));
+        assert!(c.attestors.allows(&id("anyone$Trusted.Example")));
+        assert!(!c.attestors.allows(&id("anyone$sub.trusted.example")));
+        assert!(ServerConfig::default().attestors.allows(&id("x$y.example")));
+        for bad in [
+            "\"no-dot\"",
+            "\"$x.example\"",
+            "\"a b.example\"",
+            "\"a..example\"",
+        ] {
+            let text = format!("attestors = [{bad}]\n");
+            let err = ServerConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains("attestors"), "{bad}: {err}");
+        }
+        let env = [(
+            "BTPS_ATTESTORS".to_owned(),
+            r#"["notary.example"]"#.to_owned(),
+        )];
+        let c = ServerConfig::from_toml_with_env("", env).unwrap();
+        assert!(c.attestors.allows(&id("n$notary.example")));
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct PipelineOptions {
     /// Which public keys are accepted (`[keys]`): RSA 2048–8192 bits, Ed25519 unless
     /// turned off.
     pub key_policy: KeyPolicy,
+    /// Who may attest a delegation its sender signed itself (§9.3; empty: anyone).
+    pub attestors: crate::config::Attestors,
 }
 
 impl PipelineOptions {
@@ -117,6 +119,7 @@ impl PipelineOptions {
             tokens: config.tokens.clone(),
             rate_limits: config.rate_limits.clone(),
             key_policy: config.keys.key_policy(),
+            attestors: config.attestors.clone(),
         }
     }
 }

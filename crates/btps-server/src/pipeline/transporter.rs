@@ -38,6 +38,17 @@ impl Pipeline {
             if let Some(a) = &d.attestation {
                 self.check_fresh(a.issued_at_ms, now, "attestation.issuedAt")?;
             }
+            // §9.3 step 2: a delegation signed by the sender itself rests on its
+            // attestation, so its attestor must be allowed (before any key lookup).
+            if let Some(a) = &d.attestation
+                && d.signed_by.eq_ignore_case(&t.from)
+                && !self.opts.attestors.allows(&a.signed_by)
+            {
+                return Err(ServerError::refused(
+                    ErrorCode::DelegationInvalid,
+                    format!("attestor {} is not allowed", a.signed_by),
+                ));
+            }
             let w = self.opts.freshness_ms;
             if t.issued_at_ms > reference.saturating_add_millis(w) {
                 return Err(ServerError::refused(

@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use btps_crypto::{KeyPair, delegate, sign_in_place};
-use btps_server::{DeliveryLog, LineHandler, Peer, Pipeline, Stores};
+use btps_crypto::{KeyPair, attest, delegate, sign_in_place};
+use btps_server::config::Attestors;
+use btps_server::{DeliveryLog, LineHandler, Peer, Pipeline, PipelineOptions, Stores};
+use btps_trust::MessageStore;
 use btps_types::json::{Object, Value};
 use btps_types::{Identity, Selector, UnixMillis, signing};
 
@@ -30,6 +32,38 @@ async fn send(p: &Pipeline, line: &str) -> Parsed {
 
 /// A `BTPS_DOC` from `FROM` signed by the device, delegated by `admin$vendorcorp.test`.
 fn delegated(id: &str, now: UnixMillis, device: &KeyPair) -> String {
+    build::line(&delegated_object(
+        id,
+        now,
+        device,
+        "admin$vendorcorp.test",
+        "admin-vendorcorp-private.pem",
+    ))
+}
+
+/// A `BTPS_DOC` from `FROM` signed by the device, delegated by `FROM` itself and attested by
+/// `attest$trustauthority.test` (the custom-domain case of §9.4).
+fn self_delegated_attested(id: &str, now: UnixMillis, device: &KeyPair) -> String {
+    let mut a = delegated_object(id, now, device, FROM, "billing-btps1-private.pem");
+    let attestor = KeyPair::from_pem(&read_key("attest-trustauthority-private.pem")).unwrap();
+    attest(
+        &mut a,
+        &"attest$trustauthority.test".parse::<Identity>().unwrap(),
+        &Selector::parse("btps1").unwrap(),
+        &now.to_datetime_string(),
+        &attestor,
+    )
+    .unwrap();
+    build::line(&a)
+}
+
+fn delegated_object(
+    id: &str,
+    now: UnixMillis,
+    device: &KeyPair,
+    delegator: &str,
+    delegator_key: &str,
+) -> Object {
     let mut a = Object::new()
         .with("version", "1.0.0")
         .with("type", "BTPS_DOC")
@@ -41,18 +75,18 @@ fn delegated(id: &str, now: UnixMillis, device: &KeyPair) -> String {
         .with("document", build::invoice())
         .with("encryption", Value::Null);
     sign_in_place(&mut a, signing::DEVICE, device).unwrap();
-    let admin = KeyPair::from_pem(&read_key("admin-vendorcorp-private.pem")).unwrap();
+    let key = KeyPair::from_pem(&read_key(delegator_key)).unwrap();
     delegate(
         &mut a,
         AGENT_ID,
         &device.public_key().to_pem(),
-        &"admin$vendorcorp.test".parse::<Identity>().unwrap(),
+        &delegator.parse::<Identity>().unwrap(),
         &Selector::parse("btps1").unwrap(),
         &now.to_datetime_string(),
-        &admin,
+        &key,
     )
     .unwrap();
-    build::line(&a)
+    a
 }
 
 fn now() -> UnixMillis {
@@ -136,4 +170,65 @@ async fn accepted_transporter_artifacts_go_to_the_delivery_log() {
     let lines: Vec<&str> = text.lines().collect();
     // The lines are the artifacts byte for byte as received.
     assert_eq!(lines, [a.as_str(), b.as_str()]);
+}
+
+/// §9.3 step 2's optional allow-list: a delegation the sender signed itself is accepted only
+/// when its attestor is listed (by identity or domain); delegations by a service identity of
+/// the sender's domain need no attestation and are not affected.
+#[tokio::test]
+async fn the_attestor_allow_list_decides_self_signed_delegations() {
+    let device = build::device_key();
+    let cases: [(&[&str], bool); 4] = [
+        (&[], true),
+        (&["notary.test", "someone$trustauthority.test"], false),
+        (&["attest$TrustAuthority.test"], true),
+        (&["trustauthority.test"], true),
+    ];
+    for (n, (list, allowed)) in cases.into_iter().enumerate() {
+        let opts = PipelineOptions {
+            attestors: Attestors::parse(list).unwrap(),
+            ..vector_options()
+        };
+        let h = harness_dns(now(), TrustState::Accepted, None, opts, true).await;
+        h.clock.set(now());
+        let r = send(
+            &h.pipeline,
+            &self_delegated_attested(&format!("at-{n}"), now(), &device),
+        )
+        .await;
+        if allowed {
+            assert!(r.ok(), "{list:?}: {:?}", r.obj);
+        } else {
+            assert_eq!(
+                r.error_code(),
+                Some("BTP_ERROR_DELEGATION_INVALID"),
+                "{list:?}"
+            );
+            assert_eq!(
+                r.obj
+                    .get_object("status")
+                    .unwrap()
+                    .get("code")
+                    .unwrap()
+                    .as_f64(),
+                Some(403.0)
+            );
+        }
+        let r = send(&h.pipeline, &delegated(&format!("svc-{n}"), now(), &device)).await;
+        assert!(r.ok(), "a service delegation with {list:?}: {:?}", r.obj);
+        let stored = h
+            .store
+            .fetch(
+                TO,
+                btps_trust::Mailbox::Inbox,
+                &btps_trust::MessageQuery::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.results.len(),
+            if allowed { 2 } else { 1 },
+            "{list:?}"
+        );
+    }
 }
