@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use btps_crypto::{KeyPair, KeyPolicy, KeyType, RotationProof, RotationTerms};
+use btps_trust::file::{DirLock, LockOptions};
 use btps_types::json::{Object, Value, object_to_js_string, parse_str};
 use btps_types::record::{KeyRecord, identity_record_name};
 use btps_types::{Identity, Selector, UnixMillis};
@@ -558,7 +559,8 @@ impl KeyRing {
             path: self.dir.clone(),
             source,
         })?;
-        let _lock = DirLock::acquire(&self.dir.join(format!("{KEYRING_FILE}.lock")))?;
+        let _lock = DirLock::acquire(&self.dir.join(KEYRING_FILE), &LockOptions::default())
+            .map_err(|e| KeyRingError::State(format!("key ring: {e}")))?;
         let mut ring = self.load()?;
         if change(&mut ring)? {
             let path = self.file();
@@ -733,53 +735,6 @@ fn decode(text: &str) -> std::result::Result<Vec<IdentityKeys>, String> {
         });
     }
     Ok(out)
-}
-
-/// The cross-process lock of the file stores (PROTOCOL.md §7.5): a directory created
-/// atomically; one older than 10 s is stale.
-struct DirLock(PathBuf);
-
-impl DirLock {
-    fn acquire(path: &Path) -> Result<Self> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut wait = Duration::from_millis(20);
-        loop {
-            match std::fs::create_dir(path) {
-                Ok(()) => return Ok(Self(path.to_path_buf())),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|m| m.elapsed().ok())
-                        .is_some_and(|age| age > Duration::from_secs(10));
-                    if stale {
-                        let _ = std::fs::remove_dir(path);
-                        continue;
-                    }
-                    if std::time::Instant::now() > deadline {
-                        return Err(KeyRingError::State(format!(
-                            "key ring is locked by another process ({})",
-                            path.display()
-                        )));
-                    }
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_millis(500));
-                }
-                Err(source) => {
-                    return Err(KeyRingError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    });
-                }
-            }
-        }
-    }
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ mod state;
 mod stores;
 
 pub use json_file::Layout;
-pub use lock::LockOptions;
+pub use lock::{DirLock, LockOptions};
 pub use state::OpenReport;
 pub use stores::{
     FileStore, FileStoreConfig, IDENTITY_ENTITY, JsonFileOptions, JsonTrustStore, TRUST_ENTITY,

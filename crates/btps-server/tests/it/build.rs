@@ -171,6 +171,14 @@ impl Parsed {
             .and_then(|s| s.get_str("errorCode"))
     }
 
+    /// `status.code`, the HTTP-style status.
+    pub(crate) fn status_code(&self) -> Option<f64> {
+        self.obj
+            .get_object("status")
+            .and_then(|s| s.get("code"))
+            .and_then(Value::as_f64)
+    }
+
     pub(crate) fn message(&self) -> &str {
         self.obj
             .get_object("status")

@@ -49,8 +49,12 @@ pub(crate) fn lock_path(file: &Path) -> PathBuf {
 
 type Stop = Arc<(Mutex<bool>, Condvar)>;
 
-/// A held `<file>.lock`; released (directory removed) on drop.
-pub(crate) struct DirLock {
+/// A held `<file>.lock` (the convention above); released (directory removed) on drop.
+///
+/// The JSON files of this backend take it around every read-modify-write; other files that
+/// follow the same convention (a key ring, for example) can take it too.
+#[derive(Debug)]
+pub struct DirLock {
     path: PathBuf,
     stop: Stop,
     refresher: Option<JoinHandle<()>>,
@@ -58,7 +62,12 @@ pub(crate) struct DirLock {
 
 impl DirLock {
     /// Acquires the lock of `file`, waiting with backoff.
-    pub(crate) fn acquire(file: &Path, opts: &LockOptions) -> Result<Self> {
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError::LockTimeout`] after `opts.timeout`; [`TrustError::Io`] when the lock
+    /// directory cannot be created.
+    pub fn acquire(file: &Path, opts: &LockOptions) -> Result<Self> {
         // proper-lockfile locks the resolved path (`realpath`): so do we, so that a symlinked
         // store file shares its lock with btps-node.
         let resolved = fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
