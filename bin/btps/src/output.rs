@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use btps_client::ClientError;
 use btps_dns::DnsError;
 use btps_types::ErrorCode;
-use btps_types::json::{Object, Value, is_array_index, write_value};
+use btps_types::json::{Object, Value};
 
 /// How the process ends. The numbers are part of the interface (documented in
 /// `btps --help` and the README).
@@ -346,88 +346,16 @@ impl Table {
     }
 }
 
-/// `JSON.stringify(value, null, 2)`: the serializer of PROTOCOL.md §4.1 (array-index keys
-/// first, ECMAScript numbers, JavaScript string escapes) with two-space indentation. The
-/// compact form of the result parses back to the same value.
+/// `JSON.stringify(value, null, 2)` (PROTOCOL.md §4.1 with two-space indentation).
 pub(crate) fn pretty(value: &Value) -> String {
-    let mut out = Vec::with_capacity(256);
-    write_pretty(&mut out, value, 0);
-    // The serializer writes UTF-8 only (lone surrogates as `\udxxx` escapes).
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn indent(out: &mut Vec<u8>, level: usize) {
-    out.push(b'\n');
-    out.resize(out.len() + 2 * level, b' ');
-}
-
-fn write_pretty(out: &mut Vec<u8>, value: &Value, level: usize) {
-    match value {
-        Value::Array(items) if !items.is_empty() => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                indent(out, level + 1);
-                write_pretty(out, item, level + 1);
-            }
-            indent(out, level);
-            out.push(b']');
-        }
-        Value::Object(object) if !object.is_empty() => {
-            // JavaScript puts array-index keys first, in ascending numeric order.
-            let mut members: Vec<_> = object.iter().collect();
-            let index = |k: &btps_types::json::JsString| {
-                let bytes = k.as_wtf8_bytes();
-                is_array_index(bytes).then(|| {
-                    std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(u64::MAX)
-                })
-            };
-            members.sort_by_key(|(k, _)| index(k).map_or((1, 0), |n| (0, n)));
-            out.push(b'{');
-            for (i, (key, item)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                indent(out, level + 1);
-                write_value(out, &Value::String(key.clone()));
-                out.extend_from_slice(b": ");
-                write_pretty(out, item, level + 1);
-            }
-            indent(out, level);
-            out.push(b'}');
-        }
-        scalar => write_value(out, scalar),
-    }
+    btps_types::json::to_js_string_pretty(value)
 }
 
 #[cfg(test)]
 mod tests {
-    use btps_types::json::{parse_str, to_js_string};
+    use btps_types::json::to_js_string;
 
     use super::*;
-
-    #[test]
-    fn pretty_is_json_stringify_with_two_spaces() {
-        let v = parse_str(r#"{"b":1.0,"2":[],"a":{"x":[1,"\u00e9\n",null]},"1":{},"c":1e21}"#)
-            .unwrap()
-            .value;
-        let text = pretty(&v);
-        assert_eq!(
-            text,
-            "{\n  \"1\": {},\n  \"2\": [],\n  \"b\": 1,\n  \"a\": {\n    \"x\": [\n      1,\n      \"é\\n\",\n      null\n    ]\n  },\n  \"c\": 1e+21\n}"
-        );
-        // Same value back, same compact text.
-        assert_eq!(
-            to_js_string(&parse_str(&text).unwrap().value),
-            to_js_string(&v)
-        );
-        assert_eq!(pretty(&Value::from("x")), "\"x\"");
-    }
 
     #[test]
     fn exits_and_errors() {

@@ -1,7 +1,7 @@
 //! Small helpers to read records from and write them to the ordered JSON value.
 
 use btps_types::UnixMillis;
-use btps_types::json::{Object, Value, is_array_index, write_value};
+use btps_types::json::{Object, Value};
 
 use crate::{Result, TrustError};
 
@@ -96,79 +96,7 @@ pub(crate) fn num(n: u64) -> Value {
     Value::Number(n as f64)
 }
 
-/// `JSON.stringify(value, null, 2)`: two-space indentation, `": "` after keys, empty
-/// containers as `{}` / `[]`, array-index keys first (as JavaScript orders them).
+/// `JSON.stringify(value, null, 2)`, the layout btps-node writes its JSON files in.
 pub(crate) fn to_pretty(value: &Value) -> String {
-    let mut out = Vec::new();
-    pretty(&mut out, value, 0);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-fn pretty(out: &mut Vec<u8>, value: &Value, depth: usize) {
-    let indent = |out: &mut Vec<u8>, d: usize| {
-        out.push(b'\n');
-        out.extend(std::iter::repeat_n(b' ', 2 * d));
-    };
-    match value {
-        Value::Array(a) if !a.is_empty() => {
-            out.push(b'[');
-            for (i, v) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                indent(out, depth + 1);
-                pretty(out, v, depth + 1);
-            }
-            indent(out, depth);
-            out.push(b']');
-        }
-        Value::Object(o) if !o.is_empty() => {
-            out.push(b'{');
-            let mut members: Vec<_> = o.iter().collect();
-            // JavaScript puts array-index keys first, ascending; the rest keep their order.
-            let index_key = |k: &btps_types::json::JsString| {
-                let b = k.as_wtf8_bytes();
-                is_array_index(b).then(|| {
-                    std::str::from_utf8(b)
-                        .ok()
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(u64::MAX)
-                })
-            };
-            members.sort_by_key(|(k, _)| match index_key(k) {
-                Some(n) => (0, n),
-                None => (1, 0),
-            });
-            for (i, (k, v)) in members.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                indent(out, depth + 1);
-                write_value(out, &Value::String(k.clone()));
-                out.extend_from_slice(b": ");
-                pretty(out, v, depth + 1);
-            }
-            indent(out, depth);
-            out.push(b'}');
-        }
-        other => write_value(out, other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use btps_types::json::parse_str;
-
-    #[test]
-    fn pretty_matches_json_stringify_indent_2() {
-        let v = parse_str(r#"{"b":[1,{"x":null}],"2":{},"a":[],"1":"s\n","c":{"d":true}}"#)
-            .unwrap()
-            .value;
-        assert_eq!(
-            to_pretty(&v),
-            "{\n  \"1\": \"s\\n\",\n  \"2\": {},\n  \"b\": [\n    1,\n    {\n      \"x\": null\n    }\n  ],\n  \"a\": [],\n  \"c\": {\n    \"d\": true\n  }\n}"
-        );
-        assert_eq!(to_pretty(&parse_str("[]").unwrap().value), "[]");
-    }
+    btps_types::json::to_js_string_pretty(value)
 }

@@ -18,11 +18,13 @@
 //! [PROTOCOL.md §4.1]: https://btps.invalid/PROTOCOL.md#41-there-is-no-canonical-form
 
 mod parse;
+mod pretty;
 mod string;
 mod value;
 mod write;
 
 pub use parse::{DuplicateKey, Duplicates, JsonError, ParseLimits, Parsed, parse, parse_str};
+pub use pretty::to_js_string_pretty;
 pub use string::JsString;
 pub use value::{Object, Value};
 pub use write::{
