@@ -229,6 +229,7 @@ per_ip_per_minute = 10
 per_sender_per_minute = 100
 global_per_minute = 1000
 trust_requests_per_minute = 10
+trust_requests_per_domain_per_minute = 30
 lookups_per_ip_per_minute = 600
 auth_requests_per_minute = 10
 auth_failures_per_15_minutes = 5

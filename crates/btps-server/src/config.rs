@@ -336,6 +336,9 @@ pub struct RateLimits {
     pub global_per_minute: u32,
     /// `TRUST_REQ` per sender per minute (10).
     pub trust_requests_per_minute: u32,
+    /// `TRUST_REQ` per sender domain per minute (30): one domain with many identities
+    /// cannot fill a receiver's trust store faster than this.
+    pub trust_requests_per_domain_per_minute: u32,
     /// Identity lookups per IP per minute (600).
     pub lookups_per_ip_per_minute: u32,
     /// `auth.request` / `auth.refresh` per identity (`to`) per minute (10).
@@ -353,6 +356,7 @@ impl Default for RateLimits {
             per_sender_per_minute: 100,
             global_per_minute: 1000,
             trust_requests_per_minute: 10,
+            trust_requests_per_domain_per_minute: 30,
             lookups_per_ip_per_minute: 600,
             auth_requests_per_minute: 10,
             auth_failures_per_15_minutes: 5,
@@ -369,6 +373,7 @@ impl RateLimits {
             per_sender_per_minute: 0,
             global_per_minute: 0,
             trust_requests_per_minute: 0,
+            trust_requests_per_domain_per_minute: 0,
             lookups_per_ip_per_minute: 0,
             auth_requests_per_minute: 0,
             auth_failures_per_15_minutes: 0,
@@ -699,6 +704,7 @@ pub const ENV_KEYS: &[&str] = &[
     "rate_limits__per_sender_per_minute",
     "rate_limits__global_per_minute",
     "rate_limits__trust_requests_per_minute",
+    "rate_limits__trust_requests_per_domain_per_minute",
     "rate_limits__lookups_per_ip_per_minute",
     "rate_limits__auth_requests_per_minute",
     "rate_limits__auth_failures_per_15_minutes",

@@ -137,6 +137,7 @@ struct Limiters {
     per_sender: RateLimiter,
     global: RateLimiter,
     trust_requests: RateLimiter,
+    trust_request_domains: RateLimiter,
     lookups: RateLimiter,
     auth: RateLimiter,
     auth_failures: RateLimiter,
@@ -149,6 +150,7 @@ impl Limiters {
             per_sender: RateLimiter::per_minute(r.per_sender_per_minute),
             global: RateLimiter::per_minute(r.global_per_minute),
             trust_requests: RateLimiter::per_minute(r.trust_requests_per_minute),
+            trust_request_domains: RateLimiter::per_minute(r.trust_requests_per_domain_per_minute),
             lookups: RateLimiter::per_minute(r.lookups_per_ip_per_minute),
             // §11: auth.request / auth.refresh per identity.
             auth: RateLimiter::per_minute(r.auth_requests_per_minute),

@@ -74,16 +74,27 @@ impl Pipeline {
 
         // Per-sender limits, charged to the sender the signature proves (§11).
         self.rate_limit_sender(t.from.as_str(), now)?;
-        if t.kind == TransporterType::TrustReq
-            && !self
+        if t.kind == TransporterType::TrustReq {
+            if !self
                 .limits
                 .trust_requests
                 .check(&t.from.to_lowercase(), now)
-        {
-            return Err(ServerError::refused(
-                ErrorCode::RateLimiter,
-                format!("trust requests from {}", t.from),
-            ));
+            {
+                return Err(ServerError::refused(
+                    ErrorCode::RateLimiter,
+                    format!("trust requests from {}", t.from),
+                ));
+            }
+            if !self
+                .limits
+                .trust_request_domains
+                .check(&t.from.domain().to_lowercase(), now)
+            {
+                return Err(ServerError::refused(
+                    ErrorCode::RateLimiter,
+                    format!("trust requests from {}", t.from.domain()),
+                ));
+            }
         }
 
         // An exact re-send of an accepted artifact: answer as before (§10.2).

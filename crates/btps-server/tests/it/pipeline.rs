@@ -738,6 +738,67 @@ async fn forged_lines_do_not_spend_the_claimed_senders_budget() {
     assert_eq!(fourth.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
 }
 
+/// `TRUST_REQ`s are also limited per sender domain: a second identity of the same domain
+/// gets 429 once the domain's budget is spent, and nothing more is stored.
+#[tokio::test]
+async fn trust_requests_per_domain_are_limited() {
+    let h = harness_with(
+        t0(),
+        TrustState::None,
+        None,
+        PipelineOptions {
+            domains: vec!["buyer.test".into()],
+            rate_limits: RateLimits {
+                trust_requests_per_domain_per_minute: 1,
+                ..RateLimits::unlimited()
+            },
+            ..PipelineOptions::default()
+        },
+    )
+    .await;
+    let admin =
+        KeyPair::from_pem(&crate::harness::read_key("admin-vendorcorp-private.pem")).unwrap();
+    let request = |from: &str, id: &str, key: &KeyPair| {
+        build::line(&build::transporter(
+            "TRUST_REQ",
+            from,
+            FINANCE,
+            id,
+            t0(),
+            trust_req_doc(),
+            key,
+        ))
+    };
+    let first = send(&h.pipeline, &request(BILLING, "d-1", &build::billing_key())).await;
+    assert!(first.ok(), "{:?}", first.obj);
+    let second = send(
+        &h.pipeline,
+        &request("admin$vendorcorp.test", "d-2", &admin),
+    )
+    .await;
+    assert_eq!(second.error_code(), Some("BTP_ERROR_RATE_LIMITER"));
+    assert!(
+        h.store
+            .get_trust(&trust_id("admin$vendorcorp.test", FINANCE))
+            .await
+            .unwrap()
+            .is_none(),
+        "no record for the limited request"
+    );
+    // A minute later the domain may ask again.
+    h.clock.advance(60_000);
+    let later = build::line(&build::transporter(
+        "TRUST_REQ",
+        "admin$vendorcorp.test",
+        FINANCE,
+        "d-3",
+        t0().saturating_add_millis(60_000),
+        trust_req_doc(),
+        &admin,
+    ));
+    assert!(send(&h.pipeline, &later).await.ok());
+}
+
 async fn futures_lite(p: &Pipeline, n: usize) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for i in 0..n {
