@@ -462,6 +462,7 @@ file = "dns.json"
 [limits]
 max_connections = {connections}
 max_connections_per_ip = {connections}
+max_handshakes_per_ip = {connections}
 
 [timeouts]
 idle_ms = 300000

@@ -212,6 +212,7 @@ max_buffered_bytes = 268435456
 max_connections = 10000
 max_connections_per_ip = 64
 max_handshakes = 256
+max_handshakes_per_ip = 16
 max_in_flight = 16
 max_depth = 64
 freshness_window_secs = 300

@@ -259,8 +259,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Concurrent connections per remote IP (64).
     pub max_connections_per_ip: usize,
-    /// Concurrent TLS handshakes (256).
+    /// Concurrent TLS handshakes (256). At the bound a new handshake waits for a slot;
+    /// the handshake timeout counts the wait.
     pub max_handshakes: usize,
+    /// Concurrent TLS handshakes per remote IP, waiting ones included (16); over it the
+    /// connection is closed before TLS, so that no address holds more than its share of
+    /// `max_handshakes`.
+    pub max_handshakes_per_ip: usize,
     /// Requests in flight per connection (16).
     pub max_in_flight: usize,
     /// JSON nesting depth (64).
@@ -277,6 +282,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_ip: 64,
             max_handshakes: 256,
+            max_handshakes_per_ip: 16,
             max_in_flight: 16,
             max_depth: 64,
             freshness_window_secs: 300,
@@ -691,6 +697,7 @@ pub const ENV_KEYS: &[&str] = &[
     "limits__max_connections",
     "limits__max_connections_per_ip",
     "limits__max_handshakes",
+    "limits__max_handshakes_per_ip",
     "limits__max_in_flight",
     "limits__max_depth",
     "limits__freshness_window_secs",

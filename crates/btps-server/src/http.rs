@@ -15,7 +15,8 @@ use crate::transport::TlsReloader;
 
 /// What the endpoints report. Implemented by the server.
 pub trait Probe: Send + Sync + 'static {
-    /// `/readyz`: `Ok` when the stores answer and DNS is reachable, else the reason.
+    /// `/readyz`: `Ok` when the stores answer and accept writes and DNS is reachable, else
+    /// the reason.
     fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
     /// `/metrics`: the Prometheus text.
     fn metrics(&self) -> String;

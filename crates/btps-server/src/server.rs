@@ -248,6 +248,28 @@ impl Probe for ServerProbe {
 
     async fn ready(&self) -> std::result::Result<(), String> {
         let stores = self.pipeline.stores();
+        // A store that refuses writes (the file store after a failed write) is not ready,
+        // although its reads still answer.
+        stores
+            .messages
+            .health()
+            .await
+            .map_err(|e| format!("message store: {e}"))?;
+        stores
+            .replay
+            .health()
+            .await
+            .map_err(|e| format!("replay store: {e}"))?;
+        stores
+            .identities
+            .health()
+            .await
+            .map_err(|e| format!("identity store: {e}"))?;
+        stores
+            .trust
+            .health()
+            .await
+            .map_err(|e| format!("trust store: {e}"))?;
         stores
             .trust
             .get_trust(&"0".repeat(64))

@@ -185,8 +185,14 @@ fn disk_full_on_the_file_store_refuses_without_ack_and_recovers() {
     ));
     assert_eq!(pong.message(), "pong");
     let after_full = server.stderr();
-    // Not asserted: the readiness probe reads the trust and identity files, not the log.
-    let ready_while_full = server.http_get("/readyz").0;
+    // The store refuses writes until it is reopened: not ready, and the probe says which
+    // store and why.
+    let (ready_while_full, ready_body) = server.http_get("/readyz");
+    assert_eq!(ready_while_full, 503, "/readyz while full: {ready_body}");
+    assert!(
+        ready_body.starts_with("message store: store unavailable after a failed write"),
+        "{ready_body}"
+    );
 
     // Space freed; the server restarted on the same store.
     fs::remove_file(&filler).unwrap();

@@ -16,7 +16,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::framing::{Frame, LineFramer};
-use super::limits::{BufferedBytes, ByteBudget, ConnectionGuard};
+use super::limits::{BufferedBytes, ByteBudget, ConnectionGuard, HandshakeGuard};
 use super::shutdown::Shutdown;
 use super::stats::TransportStats;
 use super::tls::TlsReloader;
@@ -48,11 +48,18 @@ pub(crate) struct Shared {
     pub(crate) budget: Arc<ByteBudget>,
 }
 
-/// Handshake, then serve lines until the connection ends.
-pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: Peer, guard: ConnectionGuard) {
+/// Handshake, then serve lines until the connection ends. `handshake` is the address's
+/// place among its concurrent handshakes, given back when the handshake ends.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: Peer,
+    guard: ConnectionGuard,
+    handshake: HandshakeGuard,
+) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(shared.tls.current());
-    let handshake = async {
+    let tls = async {
         // Queue for a handshake slot; the handshake timeout covers the wait.
         let _slot = shared.handshakes.acquire().await.ok()?;
         match acceptor.accept(tcp).await {
@@ -64,7 +71,9 @@ pub(crate) async fn run(shared: Arc<Shared>, tcp: TcpStream, peer: Peer, guard: 
         }
     };
     let handshake_ms = Duration::from_millis(shared.timeouts.handshake_ms);
-    let Ok(Some(stream)) = timeout(handshake_ms, handshake).await else {
+    let shaken = timeout(handshake_ms, tls).await;
+    drop(handshake);
+    let Ok(Some(stream)) = shaken else {
         shared.stats.handshake_failed();
         return;
     };

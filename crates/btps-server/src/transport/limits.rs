@@ -1,5 +1,6 @@
 //! Resource limits (PROTOCOL.md §2.3, §11): concurrent connections in total and per remote
-//! IP, and the process-wide budget of buffered request bytes.
+//! IP, concurrent TLS handshakes per remote IP, and the process-wide budget of buffered
+//! request bytes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -164,6 +165,65 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Counts the TLS handshakes of each remote IP, those waiting for a handshake slot
+/// included, and admits new ones while under the per-IP limit, so that a few addresses
+/// cannot take every slot of the global handshake bound.
+#[derive(Debug)]
+pub(crate) struct HandshakeLimiter {
+    max_per_ip: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One admitted handshake; dropping it (when the handshake ends, either way) frees its
+/// place.
+#[derive(Debug)]
+pub(crate) struct HandshakeGuard {
+    limiter: Arc<HandshakeLimiter>,
+    ip: IpAddr,
+}
+
+impl HandshakeLimiter {
+    pub(crate) fn new(max_per_ip: usize) -> Self {
+        Self {
+            max_per_ip,
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A place for a handshake from `ip`, or `None` when that address already has
+    /// `max_per_ip` (the caller closes the connection before TLS).
+    pub(crate) fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeGuard> {
+        let ip = ip.to_canonical();
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return None;
+        }
+        *n += 1;
+        drop(per_ip);
+        Some(HandshakeGuard {
+            limiter: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeGuard {
+    fn drop(&mut self) {
+        let mut per_ip = self
+            .limiter
+            .per_ip
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +273,21 @@ mod tests {
         drop((g2, g3));
         assert_eq!(stats.open_connections(), 0);
         assert!(limiter.counts.lock().unwrap().per_ip.is_empty());
+    }
+
+    #[test]
+    fn handshakes_per_ip() {
+        let limiter = Arc::new(HandshakeLimiter::new(2));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let g1 = limiter.try_admit(a).unwrap();
+        let g2 = limiter.try_admit(mapped).unwrap();
+        assert!(limiter.try_admit(a).is_none(), "per-IP limit");
+        let g3 = limiter.try_admit(b).unwrap();
+        drop(g1);
+        let g4 = limiter.try_admit(a).unwrap();
+        drop((g2, g3, g4));
+        assert!(limiter.per_ip.lock().unwrap().is_empty());
     }
 }

@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::connection::{self, Shared};
 use super::error::TransportError;
-use super::limits::{ByteBudget, ConnectionLimiter};
+use super::limits::{ByteBudget, ConnectionLimiter, HandshakeLimiter};
 use super::shutdown::Shutdown;
 use super::stats::TransportStats;
 use super::tls::TlsReloader;
@@ -71,9 +71,12 @@ impl Transport {
     /// accepting, lets the connections finish their requests in flight for at most
     /// `shutdown_grace_ms`, closes whatever remains and returns.
     ///
-    /// Connections over `max_connections` or `max_connections_per_ip` are closed before
-    /// TLS. Failures of single connections are counted in [`stats`](Self::stats), never
-    /// returned.
+    /// Connections over `max_connections` or `max_connections_per_ip`, and those from an
+    /// address that already has `max_handshakes_per_ip` handshakes under way (waiting for a
+    /// slot included), are closed before TLS. At `max_handshakes` a new handshake waits for
+    /// a slot; the handshake timeout counts the wait, so a connection that gets no slot
+    /// within `handshake_ms` is closed. Failures of single connections are counted in
+    /// [`stats`](Self::stats), never returned.
     ///
     /// # Errors
     ///
@@ -91,6 +94,7 @@ impl Transport {
             self.limits.max_connections_per_ip,
             Arc::clone(&self.stats),
         ));
+        let per_ip_handshakes = Arc::new(HandshakeLimiter::new(self.limits.max_handshakes_per_ip));
         let grace = Duration::from_millis(self.timeouts.shutdown_grace_ms);
         let shared = Arc::new(Shared {
             tls: self.tls,
@@ -126,8 +130,21 @@ impl Transport {
                             drop(tcp);
                             continue;
                         };
+                        let Some(handshake) = per_ip_handshakes.try_admit(addr.ip()) else {
+                            shared.stats.rejected();
+                            debug!(%addr, "handshake limit per IP reached; closing before TLS");
+                            drop(tcp);
+                            drop(guard);
+                            continue;
+                        };
                         let peer = Peer { addr, connection };
-                        connections.spawn(connection::run(Arc::clone(&shared), tcp, peer, guard));
+                        connections.spawn(connection::run(
+                            Arc::clone(&shared),
+                            tcp,
+                            peer,
+                            guard,
+                            handshake,
+                        ));
                     }
                     Err(e) if is_per_connection(&e) => {}
                     Err(e) => {
@@ -185,6 +202,7 @@ fn validate(limits: &Limits, timeouts: &Timeouts) -> Result<(), TransportError> 
         (limits.max_connections, "max_connections is 0"),
         (limits.max_connections_per_ip, "max_connections_per_ip is 0"),
         (limits.max_handshakes, "max_handshakes is 0"),
+        (limits.max_handshakes_per_ip, "max_handshakes_per_ip is 0"),
         (limits.max_in_flight, "max_in_flight is 0"),
     ];
     for (value, message) in nonzero {

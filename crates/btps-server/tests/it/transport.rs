@@ -1,7 +1,7 @@
 //! The transport over real TLS on loopback (PROTOCOL.md §2.1–§2.4, §11), with a scripted
 //! line handler.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -16,7 +16,7 @@ use btps_server::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_rustls::TlsConnector;
@@ -174,7 +174,22 @@ impl Client {
         addr: SocketAddr,
         config: &Arc<rustls::ClientConfig>,
     ) -> std::io::Result<Self> {
-        let tcp = TcpStream::connect(addr).await?;
+        Self::handshake(TcpStream::connect(addr).await?, config).await
+    }
+
+    /// Connects from `source` (another loopback address: 127.0.0.2, …).
+    async fn connect_from(
+        source: IpAddr,
+        addr: SocketAddr,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Self> {
+        Self::handshake(tcp_from(source, addr).await, config).await
+    }
+
+    async fn handshake(
+        tcp: TcpStream,
+        config: &Arc<rustls::ClientConfig>,
+    ) -> std::io::Result<Self> {
         let name = ServerName::try_from("localhost").unwrap();
         let tls = timeout(
             WAIT,
@@ -212,6 +227,26 @@ impl Client {
             .expect("clean read");
         (n > 0).then_some(text)
     }
+}
+
+/// A TCP connection to `addr` from `source` (any port).
+async fn tcp_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+fn loopback(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+/// Whether the server closed `tcp` within `within` (EOF or reset).
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        timeout(within, tcp.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
 }
 
 #[tokio::test]
@@ -579,4 +614,136 @@ fn self_signed_generation_creates_usable_files() {
         matches!(missing, Err(TransportError::Pem { .. })),
         "{missing:?}"
     );
+}
+
+/// `max_handshakes = 4`, `max_handshakes_per_ip = 3`: ten connections from 127.0.0.1 that
+/// never start their handshake hold three slots; the seven over the per-address bound are
+/// closed at once, before TLS. A client from 127.0.0.2 then completes its handshake at once
+/// (without the per-address bound it would wait for the handshake timeout, 3 s).
+#[tokio::test]
+async fn handshakes_per_ip_are_capped_so_other_addresses_get_a_slot() {
+    let limits = Limits {
+        max_handshakes: 4,
+        max_handshakes_per_ip: 3,
+        ..Limits::default()
+    };
+    let server = Server::start(
+        limits,
+        Timeouts {
+            handshake_ms: 3_000,
+            ..timeouts()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let mut stuck = Vec::new();
+    for _ in 0..10 {
+        stuck.push(tcp_from(loopback(1), server.addr).await);
+    }
+    server
+        .wait_for("seven rejections", |s| s.snapshot().rejected == 7)
+        .await;
+    let mut closed = 0;
+    for tcp in &mut stuck {
+        closed += usize::from(closed_within(tcp, Duration::from_millis(100)).await);
+    }
+    assert_eq!(closed, 7, "closed before TLS");
+    assert!(started.elapsed() < Duration::from_millis(2_000));
+    assert_eq!(server.stats.snapshot().handshake_failures, 0);
+
+    let t = Instant::now();
+    let mut good = Client::connect_from(loopback(2), server.addr, &server.client)
+        .await
+        .unwrap();
+    let handshake = t.elapsed();
+    eprintln!(
+        "handshakes: a client from another address completed its handshake in {handshake:?} while 3 of 4 slots were held"
+    );
+    assert!(handshake < Duration::from_millis(1_000), "{handshake:?}");
+    good.send(b"hello\n").await;
+    assert_eq!(good.line().await, echoed("hello"));
+    // The three held handshakes are still waiting (closed by the handshake timeout later).
+    assert_eq!(server.stats.snapshot().handshake_failures, 0);
+    for tcp in &mut stuck {
+        assert!(closed_within(tcp, WAIT).await);
+    }
+    server
+        .wait_for("the handshake timeouts", |s| {
+            s.snapshot().handshake_failures == 3
+        })
+        .await;
+}
+
+/// At the global bound (`max_handshakes = 2`, both held by silent connections) a new
+/// handshake waits for a slot: it proceeds as soon as a silent client leaves, and, when
+/// the slots stay held, as soon as the handshake timeout (1.5 s) closes a silent
+/// connection. The timeout counts the wait: the waiting connection's own timer runs from
+/// its accept.
+#[tokio::test]
+async fn at_the_handshake_bound_new_handshakes_wait_for_a_slot() {
+    const HANDSHAKE_MS: u64 = 1_500;
+    let limits = Limits {
+        max_handshakes: 2,
+        max_handshakes_per_ip: 2,
+        ..Limits::default()
+    };
+    let server = Server::start(
+        limits,
+        Timeouts {
+            handshake_ms: HANDSHAKE_MS,
+            ..timeouts()
+        },
+    )
+    .await;
+    let a = tcp_from(loopback(1), server.addr).await;
+    let held_since = Instant::now();
+    let _b = tcp_from(loopback(1), server.addr).await;
+    server
+        .wait_for("both connections", |s| s.open_connections() == 2)
+        .await;
+
+    // (1) A slot freed by a client leaving.
+    let (addr, client) = (server.addr, server.client.clone());
+    let t = Instant::now();
+    let waiting =
+        tokio::spawn(async move { Client::connect_from(loopback(2), addr, &client).await });
+    sleep(Duration::from_millis(400)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a handshake got through at the bound"
+    );
+    drop(a);
+    let mut first = timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(380) && waited < Duration::from_millis(1_200),
+        "{waited:?}"
+    );
+    first.send(b"one\n").await;
+    assert_eq!(first.line().await, echoed("one"));
+
+    // (2) Slots held until the handshake timeout: a new silent connection takes the freed
+    // slot, and the next handshake waits until the first silent one (`_b`) is closed.
+    let _c = tcp_from(loopback(1), server.addr).await;
+    server
+        .wait_for("three connections", |s| s.open_connections() == 3)
+        .await;
+    let t = Instant::now();
+    let mut second = Client::connect_from(loopback(3), server.addr, &server.client)
+        .await
+        .unwrap();
+    let done = held_since.elapsed();
+    eprintln!(
+        "handshakes at the bound: waited {waited:?} for a leaving client; {:?} for the \
+         handshake timeout ({HANDSHAKE_MS} ms after the held connection's accept, done {done:?} after it)",
+        t.elapsed()
+    );
+    assert!(
+        done >= Duration::from_millis(HANDSHAKE_MS - 100)
+            && done < Duration::from_millis(HANDSHAKE_MS + 1_000),
+        "{done:?}"
+    );
+    assert!(server.stats.snapshot().handshake_failures >= 2);
+    second.send(b"two\n").await;
+    assert_eq!(second.line().await, echoed("two"));
 }

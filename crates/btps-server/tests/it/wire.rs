@@ -1,7 +1,7 @@
 //! A real server under test (the pipeline behind the TLS transport on 127.0.0.1) and a
 //! line client over rustls.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use btps_server::{LineHandler, Pipeline, Shutdown, TlsReloader, TlsSettings, Tra
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -65,6 +65,11 @@ impl TestServer {
         TestClient::connect(self.addr, &self.client).await
     }
 
+    /// A client connecting from `source` (another loopback address: 127.0.0.2, …).
+    pub(crate) async fn connect_from(&self, source: IpAddr) -> TestClient {
+        TestClient::over(tcp_from(source, self.addr).await, &self.client).await
+    }
+
     /// Triggers a graceful shutdown and waits for it.
     pub(crate) async fn stop(self) {
         self.shutdown.trigger();
@@ -72,7 +77,15 @@ impl TestServer {
     }
 }
 
-fn client_config(cert_pem: &Path) -> Arc<rustls::ClientConfig> {
+/// A TCP connection to `addr` from `source` (any port).
+pub(crate) async fn tcp_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source, 0)).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// A client configuration trusting the certificate(s) in `cert_pem`.
+pub(crate) fn client_config(cert_pem: &Path) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(cert_pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -95,8 +108,12 @@ pub(crate) struct TestClient {
 }
 
 impl TestClient {
-    async fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Self {
-        let tcp = TcpStream::connect(addr).await.unwrap();
+    /// Connects to `addr` over TLS, checking the certificate against `config`.
+    pub(crate) async fn connect(addr: SocketAddr, config: &Arc<rustls::ClientConfig>) -> Self {
+        Self::over(TcpStream::connect(addr).await.unwrap(), config).await
+    }
+
+    async fn over(tcp: TcpStream, config: &Arc<rustls::ClientConfig>) -> Self {
         let tls = timeout(
             WAIT,
             TlsConnector::from(Arc::clone(config))

@@ -280,6 +280,11 @@ impl Log {
         Ok(p)
     }
 
+    /// `Ok` while the log accepts writes: not poisoned by a failed write, not closed.
+    pub(crate) fn health(&self) -> Result<()> {
+        self.pending().map(drop)
+    }
+
     /// Appends a record to the buffer; returns its ticket and the absolute offset of its
     /// blob. Wake the flusher with [`Log::kick`] after the last append of an operation.
     pub(crate) fn append(p: &mut Pending, tag: u8, header: &Object, blob: &[u8]) -> (Ticket, u64) {
@@ -355,6 +360,14 @@ impl Log {
         *file = f;
         lock(&self.shared.pending).end = end;
         Ok(())
+    }
+
+    /// Makes every later write of the log file fail (the file handle is swapped for a
+    /// read-only one), as a full disk or a failing device would.
+    #[cfg(test)]
+    pub(crate) fn fail_writes_for_test(&self) {
+        let read_only = File::open(&self.path).unwrap();
+        *lock(&self.shared.file) = read_only;
     }
 
     /// Current logical end.

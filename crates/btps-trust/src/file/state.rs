@@ -531,6 +531,16 @@ impl LogStore {
         Arc::clone(&lock(&self.reader))
     }
 
+    /// `Ok` while the log accepts writes (see [`Log::health`]).
+    pub(crate) fn health(&self) -> Result<()> {
+        self.log.health()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_writes_for_test(&self) {
+        self.log.fail_writes_for_test();
+    }
+
     pub(crate) fn log_len(&self) -> u64 {
         self.log.end()
     }

@@ -506,6 +506,11 @@ impl IdentityStore for FileStore {
     async fn purge_expired_tokens(&self, now: UnixMillis) -> Result<u64> {
         Ok(self.log.token_purge(now))
     }
+
+    /// Token hashes are written to the log: refused after a failed write of it.
+    async fn health(&self) -> Result<()> {
+        self.log.health()
+    }
 }
 
 #[async_trait]
@@ -518,6 +523,11 @@ impl ReplayStore for FileStore {
     }
     async fn purge_replay(&self, now: UnixMillis) -> Result<u64> {
         Ok(self.log.replay_purge(now))
+    }
+
+    /// Refused after a failed write of the log, until the store is reopened.
+    async fn health(&self) -> Result<()> {
+        self.log.health()
     }
 }
 
@@ -599,5 +609,70 @@ impl MessageStore for FileStore {
         now: UnixMillis,
     ) -> Result<Vec<String>> {
         self.log.cancel(owner, ids, now).await
+    }
+    /// Refused after a failed write of the log, until the store is reopened.
+    async fn health(&self) -> Result<()> {
+        self.log.health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> ReplayEntry {
+        ReplayEntry {
+            scope: "btps".to_owned(),
+            id: id.to_owned(),
+            signature: "sig".to_owned(),
+            expires_at: UnixMillis::from_millis(2_000_000),
+        }
+    }
+
+    /// After a failed write of the log the store refuses writes until it is reopened, and
+    /// `health` says so for every concern the log holds; the trust records (a JSON file)
+    /// stay writable. Reopened, it is healthy again.
+    #[tokio::test]
+    async fn a_failed_log_write_makes_health_report_the_refusal_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileStoreConfig::new(dir.path());
+        let now = UnixMillis::from_millis(1_000_000);
+        let store = FileStore::open(&config, now).unwrap();
+        store.insert_replay(&entry("a"), now).await.unwrap();
+        MessageStore::health(&store).await.unwrap();
+        ReplayStore::health(&store).await.unwrap();
+        IdentityStore::health(&store).await.unwrap();
+
+        store.log.fail_writes_for_test();
+        let failed = store.insert_replay(&entry("b"), now).await;
+        assert!(matches!(failed, Err(TrustError::Poisoned(_))), "{failed:?}");
+        let later = store.insert_replay(&entry("c"), now).await;
+        assert!(matches!(later, Err(TrustError::Poisoned(_))), "{later:?}");
+        for health in [
+            MessageStore::health(&store).await,
+            ReplayStore::health(&store).await,
+            IdentityStore::health(&store).await,
+        ] {
+            let Err(TrustError::Poisoned(why)) = health else {
+                panic!("{health:?}");
+            };
+            assert!(why.contains("write or fsync of the log failed"), "{why}");
+        }
+        TrustStore::health(&store).await.unwrap();
+
+        drop(store);
+        let store = FileStore::open(&config, now).unwrap();
+        MessageStore::health(&store).await.unwrap();
+        assert_eq!(
+            store.get_replay("btps", "a", now).await.unwrap().as_deref(),
+            Some("sig")
+        );
+        assert_eq!(store.get_replay("btps", "b", now).await.unwrap(), None);
+        store.insert_replay(&entry("b"), now).await.unwrap();
+        store.close();
+        assert!(matches!(
+            MessageStore::health(&store).await,
+            Err(TrustError::Closed)
+        ));
     }
 }

@@ -156,4 +156,17 @@ pub trait IdentityStore: Send + Sync {
     ///
     /// Store failures.
     async fn purge_expired_tokens(&self, now: UnixMillis) -> Result<u64>;
+
+    /// Whether the store accepts writes now: `Ok` unless the backend knows that every write
+    /// would fail (the file backend after a failed write, until it is reopened). Readiness
+    /// probes call it. The default reports healthy, for backends whose calls fail by
+    /// themselves while they are down (PostgreSQL).
+    ///
+    /// # Errors
+    ///
+    /// Why the store refuses writes ([`TrustError::Poisoned`](crate::TrustError::Poisoned),
+    /// [`TrustError::Closed`](crate::TrustError::Closed)).
+    async fn health(&self) -> Result<()> {
+        Ok(())
+    }
 }
