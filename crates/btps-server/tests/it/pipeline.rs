@@ -799,6 +799,59 @@ async fn trust_requests_per_domain_are_limited() {
     assert!(send(&h.pipeline, &later).await.ok());
 }
 
+/// `pin_keys` (§7.3): a sender's key change under an existing trust is refused without a
+/// rotation proof; without `pin_keys` it is followed and recorded in `keyHistory`.
+#[tokio::test]
+async fn pin_keys_refuses_a_sender_key_change_without_a_proof() {
+    let btps2 = KeyPair::from_pem(&crate::harness::read_key("billing-btps2-private.pem")).unwrap();
+    let signed_with_btps2 = |id: &str| {
+        let mut a = Object::new()
+            .with("version", "1.0.0")
+            .with("type", "BTPS_DOC")
+            .with("from", BILLING)
+            .with("to", FINANCE)
+            .with("selector", "btps2")
+            .with("id", id)
+            .with("issuedAt", t0().to_datetime_string())
+            .with("document", build::invoice())
+            .with("encryption", Value::Null);
+        btps_crypto::TransporterSigner::new(&btps2)
+            .identity(BILLING.parse().unwrap())
+            .selector(btps_types::Selector::parse("btps2").unwrap())
+            .sign(&mut a)
+            .unwrap();
+        build::line(&a)
+    };
+    for pin_keys in [true, false] {
+        let h = harness_with(
+            t0(),
+            TrustState::Accepted,
+            None,
+            PipelineOptions {
+                pin_keys,
+                ..crate::harness::vector_options()
+            },
+        )
+        .await;
+        let id = trust_id(BILLING, FINANCE);
+        let before = h.store.get_trust(&id).await.unwrap().unwrap();
+        let r = send(&h.pipeline, &signed_with_btps2("pk-1")).await;
+        let after = h.store.get_trust(&id).await.unwrap().unwrap();
+        if pin_keys {
+            assert_eq!(r.error_code(), Some("BTP_ERROR_SIG_MISMATCH"));
+            assert_eq!(after, before, "the record is unchanged");
+            assert!(inbox(&h.store, FINANCE).await.results.is_empty());
+        } else {
+            assert!(r.ok(), "{:?}", r.obj);
+            assert_ne!(after.public_key_fingerprint, before.public_key_fingerprint);
+            assert_eq!(after.key_history.len(), before.key_history.len() + 1);
+        }
+        // The record's key (btps1) is accepted either way (unpinned: changed back).
+        let r = send(&h.pipeline, &doc_line(BILLING, FINANCE, "pk-2", t0())).await;
+        assert!(r.ok(), "{:?}", r.obj);
+    }
+}
+
 async fn futures_lite(p: &Pipeline, n: usize) -> Vec<Option<String>> {
     let mut out = Vec::new();
     for i in 0..n {
