@@ -5,6 +5,8 @@
 //!
 //! [PROTOCOL.md §4.4]: https://btps.invalid/PROTOCOL.md#44-verification-order
 
+use std::cell::RefCell;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use btps_types::json::Object;
@@ -42,9 +44,27 @@ use crate::sign::ALGORITHM_HASH;
 /// );
 /// ```
 pub fn verify(obj: &Object, strip: StripSet, key: &PublicKey) -> Result<()> {
-    let mut buf = Vec::new();
-    verify_with_buffer(obj, strip, key, &mut buf)
+    thread_local! {
+        // The signed text of the last verification on this thread: its allocation is
+        // reused, so verifying allocates nothing per artifact once warm.
+        static SIGNED_TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SIGNED_TEXT.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let result = verify_with_buffer(obj, strip, key, &mut buf);
+            if buf.capacity() > KEEP_SIGNED_TEXT {
+                // A large artifact does not keep its memory.
+                *buf = Vec::new();
+            }
+            result
+        }
+        // Not reentrant in practice; a fresh buffer keeps it correct if it ever is.
+        Err(_) => verify_with_buffer(obj, strip, key, &mut Vec::new()),
+    })
 }
+
+/// Capacity of the per-thread signed-text buffer kept between verifications.
+const KEEP_SIGNED_TEXT: usize = 64 * 1024;
 
 /// [`verify`] building the signed text in a caller-owned buffer (cleared first), so a hot
 /// loop allocates nothing per artifact.

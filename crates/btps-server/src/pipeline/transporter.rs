@@ -133,7 +133,11 @@ impl Pipeline {
             ));
         }
         let key_update = match (&t.kind, &t.delegation, &record) {
-            (TransporterType::BtpsDoc, None, Some(r)) => {
+            // The record already holds this key (the usual case): `check_sender_key` would
+            // answer `Unchanged`; the key is encoded only when it is needed.
+            (TransporterType::BtpsDoc, None, Some(r))
+                if r.public_key_fingerprint != verified.signer.fingerprint() =>
+            {
                 let b64 = verified.signer.to_base64_spki();
                 let sender = SenderKey {
                     public_key_base64: &b64,

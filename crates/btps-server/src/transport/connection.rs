@@ -4,10 +4,13 @@
 //! shutdown grace) drops the socket and aborts the handler tasks.
 
 use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -25,9 +28,6 @@ use crate::handler::{Handled, LineHandler, Peer, TransportEvent};
 
 /// Largest single read, in bytes.
 const READ_CHUNK: usize = 16 * 1024;
-/// The first read buffer: an idle connection holds only this much; the first read that
-/// fills it grows it to [`READ_CHUNK`].
-const FIRST_READ_CHUNK: usize = 1024;
 
 /// How long a closing connection keeps reading (and discarding) what the client still
 /// sends, so that unread input does not turn the close into a reset that could destroy the
@@ -48,16 +48,37 @@ pub(crate) struct Shared {
     pub(crate) budget: Arc<ByteBudget>,
 }
 
-/// Handshake, then serve lines until the connection ends. `handshake` is the address's
-/// place among its concurrent handshakes, given back when the handshake ends.
+/// Handshake, then serve lines until the connection ends. `handshake_place` is the
+/// address's place among its concurrent handshakes, given back when the handshake ends.
+///
+/// The connection's task keeps the memory of its largest state for as long as it lives, so
+/// the handshake (rustls' handshake state, the timeout) runs in its own allocation, freed
+/// when it completes: an idle connection holds only the serving state.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     tcp: TcpStream,
     peer: Peer,
     guard: ConnectionGuard,
-    handshake: HandshakeGuard,
+    handshake_place: HandshakeGuard,
 ) {
     let _ = tcp.set_nodelay(true);
+    let shaken = Box::pin(handshake(&shared, tcp, peer)).await;
+    drop(handshake_place);
+    let Some(stream) = shaken else {
+        shared.stats.handshake_failed();
+        return;
+    };
+    let (rd, wr) = tokio::io::split(stream);
+    serve_stream(&shared, rd, wr, peer).await;
+    drop(guard);
+}
+
+/// The TLS handshake, within the handshake timeout (which covers the wait for a slot).
+async fn handshake(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: Peer,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let acceptor = TlsAcceptor::from(shared.tls.current());
     let tls = async {
         // Queue for a handshake slot; the handshake timeout covers the wait.
@@ -71,14 +92,7 @@ pub(crate) async fn run(
         }
     };
     let handshake_ms = Duration::from_millis(shared.timeouts.handshake_ms);
-    let shaken = timeout(handshake_ms, tls).await;
-    drop(handshake);
-    let Ok(Some(stream)) = shaken else {
-        shared.stats.handshake_failed();
-        return;
-    };
-    serve_stream(&shared, stream, peer).await;
-    drop(guard);
+    timeout(handshake_ms, tls).await.ok().flatten()
 }
 
 /// A queued reply, in request order.
@@ -131,11 +145,13 @@ enum WriteEnd {
     Broken,
 }
 
-async fn serve_stream<S>(shared: &Arc<Shared>, stream: S, peer: Peer)
+/// Serves the two halves of a connection. It takes them split (rather than the stream): an
+/// argument of an `async fn` keeps its place in the future for the future's whole life.
+async fn serve_stream<R, W>(shared: &Arc<Shared>, mut rd: R, mut wr: W, peer: Peer)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
 {
-    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::unbounded_channel();
     let signals = Arc::new(Signals::default());
     let slots = Arc::new(Semaphore::new(shared.limits.max_in_flight));
@@ -171,14 +187,23 @@ async fn linger<R: AsyncRead + Unpin>(rd: &mut R, limit: Duration) {
     .await;
 }
 
-/// One read, once the byte budget allows it; the bytes read are counted against it.
+/// One read into `framer`, once the byte budget allows it; the bytes read are counted
+/// against it. The bytes pass through a buffer on the stack, so a connection waiting for
+/// input holds no read buffer.
 async fn read_chunk<R: AsyncRead + Unpin>(
     rd: &mut R,
     budget: &Arc<ByteBudget>,
-    buf: &mut [u8],
+    framer: &mut LineFramer,
 ) -> io::Result<(usize, BufferedBytes)> {
     budget.below().await;
-    let n = rd.read(buf).await?;
+    let n = std::future::poll_fn(|cx| {
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut buf = ReadBuf::uninit(&mut chunk);
+        ready!(Pin::new(&mut *rd).poll_read(cx, &mut buf))?;
+        framer.push(buf.filled());
+        Poll::Ready(Ok::<_, io::Error>(buf.filled().len()))
+    })
+    .await?;
     Ok((n, budget.add(n)))
 }
 
@@ -194,7 +219,6 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let idle = Duration::from_millis(shared.timeouts.idle_ms);
     let line_read = Duration::from_millis(shared.timeouts.line_read_ms);
     let mut framer = LineFramer::new(shared.limits.max_line_bytes);
-    let mut buf = vec![0u8; FIRST_READ_CHUNK];
     // The budget counted for the bytes in `framer`.
     let mut held = shared.budget.add(0);
     // A complete line waiting for an in-flight slot (reading stops meanwhile).
@@ -280,6 +304,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
         } else if let Some(started) = line_started {
             started.checked_add(line_read)
         } else if in_flight == 0 {
+            // Idle: nothing buffered, nothing in flight. The framer's buffer goes, so an idle
+            // connection holds no request memory.
+            framer.clear();
             idle_since.checked_add(idle)
         } else {
             None
@@ -312,14 +339,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let _ = tx.send(Item::Final(reply));
                 return ReadEnd::Timeout;
             }
-            read = read_chunk(rd, &shared.budget, &mut buf), if pending.is_none() && !eof => {
+            read = read_chunk(rd, &shared.budget, &mut framer), if pending.is_none() && !eof => {
                 match read {
                     Ok((0, _)) => eof = true,
-                    Ok((n, bytes)) => {
-                        framer.push(&buf[..n]);
-                        if n == buf.len() && buf.len() < READ_CHUNK {
-                            buf.resize(READ_CHUNK, 0);
-                        }
+                    Ok((_, bytes)) => {
                         held.merge(bytes);
                         idle_since = Instant::now();
                     }

@@ -69,7 +69,7 @@ impl LineFramer {
         self.buf.len() - self.start
     }
 
-    /// Drops everything buffered.
+    /// Drops everything buffered and frees the buffer.
     pub(crate) fn clear(&mut self) {
         self.buf = Vec::new();
         self.start = 0;

@@ -2,6 +2,7 @@
 //! reporting (PROTOCOL.md §2.3, §4.1 rule 1, §4.6).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::write::{is_array_index, write_value};
 use super::{JsString, Object, Value};
@@ -175,6 +176,9 @@ pub fn parse(bytes: &[u8], limits: &ParseLimits) -> Result<Parsed, JsonError> {
     })?;
     let mut p = Parser {
         src: text.as_bytes(),
+        shared: Arc::from(text),
+        members: Vec::new(),
+        items: Vec::new(),
         pos: 0,
         depth: 0,
         max_depth: limits.max_depth.min(ParseLimits::MAX_DEPTH_CEILING),
@@ -212,6 +216,13 @@ enum Seg {
 
 struct Parser<'a> {
     src: &'a [u8],
+    /// The same text, shared by the strings read without escapes ([`JsString::shared`]).
+    shared: Arc<str>,
+    /// Members of the objects being parsed, innermost last: each object takes its members
+    /// off the top when it ends, in one allocation of the exact size.
+    members: Vec<(JsString, Value)>,
+    /// Items of the arrays being parsed, likewise.
+    items: Vec<Value>,
     pos: usize,
     depth: usize,
     max_depth: usize,
@@ -282,26 +293,26 @@ impl Parser<'_> {
     fn array(&mut self) -> Result<Value, JsonError> {
         self.enter()?;
         self.pos += 1;
-        let mut items = Vec::new();
+        let base = self.items.len();
         self.skip_ws();
         if self.peek() == Some(b']') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
         loop {
             self.skip_ws();
-            self.path.push(Seg::Index(items.len()));
+            self.path.push(Seg::Index(self.items.len() - base));
             let v = self.value()?;
             self.path.pop();
-            items.push(v);
+            self.items.push(v);
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
                     self.depth -= 1;
-                    return Ok(Value::Array(items));
+                    return Ok(Value::Array(self.items.drain(base..).collect()));
                 }
                 _ => return Err(self.syntax("',' or ']'")),
             }
@@ -311,13 +322,13 @@ impl Parser<'_> {
     fn object(&mut self) -> Result<Value, JsonError> {
         self.enter()?;
         self.pos += 1;
-        let mut obj = Object::new();
+        let base = self.members.len();
         let mut index: Option<BTreeMap<JsString, usize>> = None;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok(Value::Object(obj));
+            return Ok(Value::Object(Object::new()));
         }
         loop {
             self.skip_ws();
@@ -343,23 +354,30 @@ impl Parser<'_> {
 
             let existing = match &mut index {
                 Some(ix) => ix.get(&key).copied(),
-                None => obj.keys().position(|k| *k == key),
+                None => self.members[base..].iter().position(|(k, _)| *k == key),
             };
             match existing {
                 Some(i) => {
-                    let slot = obj.value_at_mut(i);
+                    let slot = &mut self.members[base + i].1;
                     let conflicting = serialized_differs(slot, &value);
                     *slot = value;
                     self.verbatim = false;
                     self.record_duplicate(&key, conflicting);
                 }
                 None => {
+                    let len = self.members.len() - base;
                     if let Some(ix) = &mut index {
-                        ix.insert(key.clone(), obj.len());
+                        ix.insert(key.clone(), len);
                     }
-                    obj.push_unchecked(key, value);
-                    if index.is_none() && obj.len() >= INDEX_THRESHOLD {
-                        index = Some(obj.keys().cloned().zip(0..).collect());
+                    self.members.push((key, value));
+                    if index.is_none() && len + 1 >= INDEX_THRESHOLD {
+                        index = Some(
+                            self.members[base..]
+                                .iter()
+                                .map(|(k, _)| k.clone())
+                                .zip(0..)
+                                .collect(),
+                        );
                     }
                 }
             }
@@ -370,7 +388,8 @@ impl Parser<'_> {
                 Some(b'}') => {
                     self.pos += 1;
                     self.depth -= 1;
-                    return Ok(Value::Object(obj));
+                    let members = self.members.drain(base..).collect();
+                    return Ok(Value::Object(Object::from_members(members)));
                 }
                 _ => return Err(self.syntax("',' or '}'")),
             }
@@ -465,13 +484,11 @@ impl Parser<'_> {
             match self.peek() {
                 None => return Err(self.syntax("'\"'")),
                 Some(b'"') => {
-                    let s = std::str::from_utf8(&self.src[start..self.pos])
-                        .map_err(|e| JsonError::InvalidUtf8 {
-                            offset: start + e.valid_up_to(),
-                        })?
-                        .to_owned();
+                    // The whole text is UTF-8 (checked up front) and `"` is ASCII, so the
+                    // range lies on `char` boundaries.
+                    let s = JsString::shared(&self.shared, start..self.pos);
                     self.pos += 1;
-                    return Ok(JsString::from(s));
+                    return Ok(s);
                 }
                 Some(b'\\') => break,
                 Some(0x00..=0x1F) => return Err(self.syntax("no control character in a string")),
@@ -741,6 +758,31 @@ mod tests {
         assert_eq!(o.len(), 100);
         assert_eq!(o.get("k5"), Some(&Value::Number(55.0)));
         assert_eq!(o.position("k5"), Some(5));
+    }
+
+    #[test]
+    fn nested_containers_keep_their_own_members() {
+        // Objects and arrays inside objects and arrays, with duplicates at several levels:
+        // each container keeps exactly its members, in order.
+        let text = r#"{"a":{"x":1,"y":[{"p":1,"p":2},[],{}],"x":3},"b":[1,[2,{"q":[3]}],4],"a2":{},"c":"s"}"#;
+        let p = parse_str(text).unwrap();
+        assert_eq!(
+            p.value.to_string(),
+            r#"{"a":{"x":3,"y":[{"p":2},[],{}]},"b":[1,[2,{"q":[3]}],4],"a2":{},"c":"s"}"#
+        );
+        assert_eq!(p.duplicates.count(), 2);
+        assert_eq!(p.duplicates.samples()[0].path, "/a/y/0");
+        assert_eq!(p.duplicates.samples()[1].path, "/a");
+        let a = p.value.as_object().unwrap().get_object("a").unwrap();
+        assert_eq!(a.len(), 2);
+        assert_eq!(
+            a.get("y").and_then(Value::as_array).map(<[_]>::len),
+            Some(3)
+        );
+        // A string value outlives the text it was parsed from.
+        let kept = p.value.as_object().unwrap().get("c").cloned();
+        drop(p);
+        assert_eq!(kept.as_ref().and_then(Value::as_str), Some("s"));
     }
 
     #[test]

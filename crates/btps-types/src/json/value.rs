@@ -283,15 +283,9 @@ impl Object {
         self.members.iter().position(|(k, _)| k == key)
     }
 
-    /// Appends a member without checking for an existing key. The parser uses this after its
-    /// own duplicate check.
-    pub(crate) fn push_unchecked(&mut self, key: JsString, value: Value) {
-        self.members.push((key, value));
-    }
-
-    /// Mutable access to the member at `index` (parser use).
-    pub(crate) fn value_at_mut(&mut self, index: usize) -> &mut Value {
-        &mut self.members[index].1
+    /// An object of `members`, which hold no key twice (parser use).
+    pub(crate) fn from_members(members: Vec<(JsString, Value)>) -> Self {
+        Self { members }
     }
 
     pub(crate) fn members(&self) -> &[(JsString, Value)] {
