@@ -5,20 +5,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use btps_crypto::{KeyPair, PublicKey};
 use btps_server::config::RateLimits;
 use btps_server::{LineHandler, Peer, Pipeline, PipelineOptions, Stores};
 use btps_trust::file::{FileStore, FileStoreConfig};
 use btps_trust::{
-    DeliveryOutcome, IdentityStore, Mailbox, MessagePage, MessageQuery, MessageStore, NewMessage,
-    ReplayEntry, StoreOutcome, StoredMessage, TokenHash, TokenKind, TokenRecord, TrustError,
-    TrustStatus, TrustStore, trust_id,
+    IdentityStore, Mailbox, MessagePage, MessageQuery, MessageStore, TokenHash, TokenKind,
+    TokenRecord, TrustStatus, TrustStore, trust_id,
 };
 use btps_types::UnixMillis;
 use btps_types::json::{Object, Value};
 
 use crate::build::{self, Parsed, doc_line};
+use crate::faulty::{Fault, FaultyMessages};
 use crate::harness::{AGENT_ID, TrustState, harness, harness_with, vectors_dir};
 
 const T0: i64 = 1_800_000_000_000;
@@ -861,99 +860,11 @@ async fn futures_lite(p: &Pipeline, n: usize) -> Vec<Option<String>> {
     out
 }
 
-/// A message store that fails every write (disk gone, database down).
-struct FailingMessages(Arc<FileStore>);
-
-#[async_trait]
-impl MessageStore for FailingMessages {
-    async fn store(
-        &self,
-        _: &NewMessage,
-        _: Option<&ReplayEntry>,
-        _: UnixMillis,
-    ) -> btps_trust::Result<StoreOutcome> {
-        Err(TrustError::Io {
-            op: "write",
-            path: "state.log".into(),
-            source: std::io::Error::other("no space left on device"),
-        })
-    }
-    async fn get_message(
-        &self,
-        o: &str,
-        m: Mailbox,
-        id: &str,
-    ) -> btps_trust::Result<Option<StoredMessage>> {
-        self.0.get_message(o, m, id).await
-    }
-    async fn fetch(
-        &self,
-        o: &str,
-        m: Mailbox,
-        q: &MessageQuery,
-    ) -> btps_trust::Result<MessagePage> {
-        self.0.fetch(o, m, q).await
-    }
-    async fn mark_seen(
-        &self,
-        o: &str,
-        m: Mailbox,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<u64> {
-        self.0.mark_seen(o, m, ids, now).await
-    }
-    async fn delete_messages(
-        &self,
-        o: &str,
-        m: Mailbox,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<u64> {
-        self.0.delete_messages(o, m, ids, now).await
-    }
-    async fn replace_message(
-        &self,
-        o: &str,
-        m: Mailbox,
-        id: &str,
-        a: &Object,
-        now: UnixMillis,
-    ) -> btps_trust::Result<bool> {
-        self.0.replace_message(o, m, id, a, now).await
-    }
-    async fn claim_due(
-        &self,
-        now: UnixMillis,
-        lease: UnixMillis,
-        limit: usize,
-    ) -> btps_trust::Result<Vec<StoredMessage>> {
-        self.0.claim_due(now, lease, limit).await
-    }
-    async fn record_delivery(
-        &self,
-        o: &str,
-        id: &str,
-        out: &DeliveryOutcome,
-        now: UnixMillis,
-    ) -> btps_trust::Result<bool> {
-        self.0.record_delivery(o, id, out, now).await
-    }
-    async fn cancel_outbox(
-        &self,
-        o: &str,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<Vec<String>> {
-        self.0.cancel_outbox(o, ids, now).await
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_is_an_error_reply_and_no_ack() {
     let h = harness(t0(), TrustState::Accepted, None).await;
     let mut stores = Stores::from_backend(h.store.clone());
-    stores.messages = Arc::new(FailingMessages(h.store.clone()));
+    stores.messages = FaultyMessages::new(h.store.clone(), Fault::FailWrites);
     let table = btps_dns::StaticTable::load(&vectors_dir().join("dns.json")).unwrap();
     let p = Pipeline::new(
         stores,
