@@ -93,14 +93,28 @@ impl Drop for BufferedBytes {
     }
 }
 
-/// Counts open connections and admits new ones while under both limits.
+/// Counts places held per remote IP (and in total) and admits new ones while under both
+/// limits: open connections ([`ConnectionLimiter`], which also keeps the open-connection
+/// statistic), and TLS handshakes under way, those waiting for a handshake slot included
+/// ([`HandshakeLimiter`], per IP only: so that a few addresses cannot take every slot of the
+/// global handshake bound).
 #[derive(Debug)]
-pub(crate) struct ConnectionLimiter {
+pub(crate) struct AddressLimiter {
     max_total: usize,
     max_per_ip: usize,
     counts: Mutex<Counts>,
-    stats: Arc<TransportStats>,
+    stats: Option<Arc<TransportStats>>,
 }
+
+/// Open connections per IP and in total.
+pub(crate) type ConnectionLimiter = AddressLimiter;
+/// TLS handshakes under way per IP.
+pub(crate) type HandshakeLimiter = AddressLimiter;
+/// One admitted connection; dropping it frees its place.
+pub(crate) type ConnectionGuard = Place;
+/// One admitted handshake; dropping it (when the handshake ends, either way) frees its
+/// place.
+pub(crate) type HandshakeGuard = Place;
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -108,26 +122,41 @@ struct Counts {
     per_ip: HashMap<IpAddr, usize>,
 }
 
-/// One admitted connection; dropping it frees its place.
+/// One admitted place of an [`AddressLimiter`]; dropping it frees the place.
 #[derive(Debug)]
-pub(crate) struct ConnectionGuard {
-    limiter: Arc<ConnectionLimiter>,
+pub(crate) struct Place {
+    limiter: Arc<AddressLimiter>,
     ip: IpAddr,
 }
 
-impl ConnectionLimiter {
-    pub(crate) fn new(max_total: usize, max_per_ip: usize, stats: Arc<TransportStats>) -> Self {
+impl AddressLimiter {
+    /// Open connections: at most `max_total`, `max_per_ip` per address; counted in `stats`.
+    pub(crate) fn connections(
+        max_total: usize,
+        max_per_ip: usize,
+        stats: Arc<TransportStats>,
+    ) -> Self {
         Self {
             max_total,
             max_per_ip,
             counts: Mutex::new(Counts::default()),
-            stats,
+            stats: Some(stats),
         }
     }
 
-    /// A place for a connection from `ip`, or `None` over either limit (the caller closes
-    /// the connection before TLS).
-    pub(crate) fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionGuard> {
+    /// Handshakes under way: at most `max_per_ip` per address.
+    pub(crate) fn handshakes(max_per_ip: usize) -> Self {
+        Self {
+            max_total: usize::MAX,
+            max_per_ip,
+            counts: Mutex::new(Counts::default()),
+            stats: None,
+        }
+    }
+
+    /// A place for `ip`, or `None` over either limit (the caller closes the connection
+    /// before TLS).
+    pub(crate) fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Option<Place> {
         // IPv4-mapped IPv6 addresses count as the IPv4 address they carry.
         let ip = ip.to_canonical();
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,15 +167,17 @@ impl ConnectionLimiter {
         counts.total += 1;
         counts.per_ip.insert(ip, per_ip + 1);
         drop(counts);
-        self.stats.opened();
-        Some(ConnectionGuard {
+        if let Some(stats) = &self.stats {
+            stats.opened();
+        }
+        Some(Place {
             limiter: Arc::clone(self),
             ip,
         })
     }
 }
 
-impl Drop for ConnectionGuard {
+impl Drop for Place {
     fn drop(&mut self) {
         let mut counts = self
             .limiter
@@ -161,65 +192,8 @@ impl Drop for ConnectionGuard {
             }
         }
         drop(counts);
-        self.limiter.stats.closed();
-    }
-}
-
-/// Counts the TLS handshakes of each remote IP, those waiting for a handshake slot
-/// included, and admits new ones while under the per-IP limit, so that a few addresses
-/// cannot take every slot of the global handshake bound.
-#[derive(Debug)]
-pub(crate) struct HandshakeLimiter {
-    max_per_ip: usize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// One admitted handshake; dropping it (when the handshake ends, either way) frees its
-/// place.
-#[derive(Debug)]
-pub(crate) struct HandshakeGuard {
-    limiter: Arc<HandshakeLimiter>,
-    ip: IpAddr,
-}
-
-impl HandshakeLimiter {
-    pub(crate) fn new(max_per_ip: usize) -> Self {
-        Self {
-            max_per_ip,
-            per_ip: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// A place for a handshake from `ip`, or `None` when that address already has
-    /// `max_per_ip` (the caller closes the connection before TLS).
-    pub(crate) fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Option<HandshakeGuard> {
-        let ip = ip.to_canonical();
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return None;
-        }
-        *n += 1;
-        drop(per_ip);
-        Some(HandshakeGuard {
-            limiter: Arc::clone(self),
-            ip,
-        })
-    }
-}
-
-impl Drop for HandshakeGuard {
-    fn drop(&mut self) {
-        let mut per_ip = self
-            .limiter
-            .per_ip
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
+        if let Some(stats) = &self.limiter.stats {
+            stats.closed();
         }
     }
 }
@@ -255,7 +229,7 @@ mod tests {
     #[test]
     fn total_and_per_ip_limits() {
         let stats = Arc::new(TransportStats::new());
-        let limiter = Arc::new(ConnectionLimiter::new(3, 2, Arc::clone(&stats)));
+        let limiter = Arc::new(ConnectionLimiter::connections(3, 2, Arc::clone(&stats)));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
@@ -277,7 +251,7 @@ mod tests {
 
     #[test]
     fn handshakes_per_ip() {
-        let limiter = Arc::new(HandshakeLimiter::new(2));
+        let limiter = Arc::new(HandshakeLimiter::handshakes(2));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
@@ -288,6 +262,6 @@ mod tests {
         drop(g1);
         let g4 = limiter.try_admit(a).unwrap();
         drop((g2, g3, g4));
-        assert!(limiter.per_ip.lock().unwrap().is_empty());
+        assert!(limiter.counts.lock().unwrap().per_ip.is_empty());
     }
 }

@@ -89,12 +89,14 @@ impl Transport {
         shutdown: Shutdown,
     ) -> Result<(), TransportError> {
         validate(&self.limits, &self.timeouts)?;
-        let limiter = Arc::new(ConnectionLimiter::new(
+        let limiter = Arc::new(ConnectionLimiter::connections(
             self.limits.max_connections,
             self.limits.max_connections_per_ip,
             Arc::clone(&self.stats),
         ));
-        let per_ip_handshakes = Arc::new(HandshakeLimiter::new(self.limits.max_handshakes_per_ip));
+        let per_ip_handshakes = Arc::new(HandshakeLimiter::handshakes(
+            self.limits.max_handshakes_per_ip,
+        ));
         let grace = Duration::from_millis(self.timeouts.shutdown_grace_ms);
         let shared = Arc::new(Shared {
             tls: self.tls,
