@@ -62,9 +62,7 @@ pub(crate) async fn run(
     handshake_place: HandshakeGuard,
 ) {
     let _ = tcp.set_nodelay(true);
-    let shaken = Box::pin(handshake(&shared, tcp, peer)).await;
-    drop(handshake_place);
-    let Some(stream) = shaken else {
+    let Some(stream) = Box::pin(handshake(&shared, tcp, peer, handshake_place)).await else {
         shared.stats.handshake_failed();
         return;
     };
@@ -73,11 +71,13 @@ pub(crate) async fn run(
     drop(guard);
 }
 
-/// The TLS handshake, within the handshake timeout (which covers the wait for a slot).
+/// The TLS handshake, within the handshake timeout (which covers the wait for a slot);
+/// `_place` (the address's place among its handshakes) is given back when it ends.
 async fn handshake(
     shared: &Shared,
     tcp: TcpStream,
     peer: Peer,
+    _place: HandshakeGuard,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let acceptor = TlsAcceptor::from(shared.tls.current());
     let tls = async {
