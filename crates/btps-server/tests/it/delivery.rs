@@ -21,9 +21,8 @@ use btps_server::{
 };
 use btps_trust::file::{FileStore, FileStoreConfig};
 use btps_trust::{
-    DeliveryOutcome, DeliveryStatus, Mailbox, MessagePage, MessageQuery, MessageStore, NewMessage,
-    ReplayEntry, StoreOutcome, StoredMessage, TrustError, TrustRecord, TrustStatus, TrustStore,
-    trust_id,
+    DeliveryStatus, Mailbox, MessagePage, MessageQuery, MessageStore, StoredMessage, TrustRecord,
+    TrustStatus, TrustStore, trust_id,
 };
 use btps_types::UnixMillis;
 use btps_types::artifact::PrivacyType;
@@ -31,6 +30,7 @@ use btps_types::json::{Object, Value};
 use tokio::sync::Notify;
 
 use crate::build::{self, Parsed};
+use crate::faulty::{Fault, FaultyMessages};
 use crate::harness::{
     AGENT_ID, Harness, TrustState, harness, read_key, vector_options, vectors_dir,
 };
@@ -881,110 +881,10 @@ async fn a_worker_that_dies_mid_attempt_is_replaced_after_the_lease() {
     );
 }
 
-/// The file store, except that the first final failure fails to be recorded (the process
-/// stopped between storing the failure artifact and recording the failure).
-struct StopBeforeFailedRecord {
-    store: Arc<FileStore>,
-    stopped: AtomicUsize,
-}
-
-#[async_trait]
-impl MessageStore for StopBeforeFailedRecord {
-    async fn store(
-        &self,
-        m: &NewMessage,
-        r: Option<&ReplayEntry>,
-        now: UnixMillis,
-    ) -> btps_trust::Result<StoreOutcome> {
-        self.store.store(m, r, now).await
-    }
-    async fn get_message(
-        &self,
-        o: &str,
-        m: Mailbox,
-        id: &str,
-    ) -> btps_trust::Result<Option<StoredMessage>> {
-        self.store.get_message(o, m, id).await
-    }
-    async fn fetch(
-        &self,
-        o: &str,
-        m: Mailbox,
-        q: &MessageQuery,
-    ) -> btps_trust::Result<MessagePage> {
-        self.store.fetch(o, m, q).await
-    }
-    async fn mark_seen(
-        &self,
-        o: &str,
-        m: Mailbox,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<u64> {
-        self.store.mark_seen(o, m, ids, now).await
-    }
-    async fn delete_messages(
-        &self,
-        o: &str,
-        m: Mailbox,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<u64> {
-        self.store.delete_messages(o, m, ids, now).await
-    }
-    async fn replace_message(
-        &self,
-        o: &str,
-        m: Mailbox,
-        id: &str,
-        a: &Object,
-        now: UnixMillis,
-    ) -> btps_trust::Result<bool> {
-        self.store.replace_message(o, m, id, a, now).await
-    }
-    async fn claim_due(
-        &self,
-        now: UnixMillis,
-        until: UnixMillis,
-        limit: usize,
-    ) -> btps_trust::Result<Vec<StoredMessage>> {
-        self.store.claim_due(now, until, limit).await
-    }
-    async fn record_delivery(
-        &self,
-        o: &str,
-        id: &str,
-        outcome: &DeliveryOutcome,
-        now: UnixMillis,
-    ) -> btps_trust::Result<bool> {
-        if matches!(outcome, DeliveryOutcome::Failed { .. })
-            && self.stopped.fetch_add(1, Ordering::SeqCst) == 0
-        {
-            return Err(TrustError::Io {
-                op: "write",
-                path: "state.log".into(),
-                source: std::io::Error::other("stopped"),
-            });
-        }
-        self.store.record_delivery(o, id, outcome, now).await
-    }
-    async fn cancel_outbox(
-        &self,
-        o: &str,
-        ids: &[&str],
-        now: UnixMillis,
-    ) -> btps_trust::Result<Vec<String>> {
-        self.store.cancel_outbox(o, ids, now).await
-    }
-}
-
 #[tokio::test]
 async fn a_stop_between_the_failure_artifact_and_its_record_stores_one_failure() {
     let h = setup().await;
-    let messages = Arc::new(StopBeforeFailedRecord {
-        store: h.store.clone(),
-        stopped: AtomicUsize::new(0),
-    });
+    let messages = FaultyMessages::new(h.store.clone(), Fault::StopBeforeFailedRecord);
     let stores = Stores {
         messages: messages.clone(),
         ..Stores::from_backend(h.store.clone())

@@ -15,19 +15,23 @@ use btps_trust::{
 use btps_types::UnixMillis;
 use btps_types::json::Object;
 
-/// What [`FaultyMessages::store`] does.
+/// The injected fault.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Fault {
-    /// Fails with "no space left on device"; from then on [`MessageStore::health`] reports
-    /// the store as refusing writes.
+    /// `store` fails with "no space left on device"; from then on [`MessageStore::health`]
+    /// reports the store as refusing writes.
     FailWrites,
-    /// Sleeps this long, then stores.
+    /// `store` sleeps this long, then stores.
     Stall(Duration),
+    /// The first `record_delivery` of a final failure fails (the process stopped between
+    /// storing the failure artifact and recording the failure); everything else works.
+    StopBeforeFailedRecord,
 }
 
 pub(crate) struct FaultyMessages {
     inner: Arc<FileStore>,
     fault: Fault,
+    /// The fault has struck.
     failed: AtomicBool,
     /// Calls of `store` that began.
     pub(crate) stores_begun: AtomicUsize,
@@ -64,10 +68,11 @@ impl MessageStore for FaultyMessages {
                 tokio::time::sleep(pause).await;
                 self.inner.store(message, replay, now).await
             }
+            Fault::StopBeforeFailedRecord => self.inner.store(message, replay, now).await,
         }
     }
     async fn health(&self) -> btps_trust::Result<()> {
-        if self.failed.load(SeqCst) {
+        if matches!(self.fault, Fault::FailWrites) && self.failed.load(SeqCst) {
             return Err(TrustError::Poisoned(FULL.to_owned()));
         }
         MessageStore::health(&*self.inner).await
@@ -131,6 +136,16 @@ impl MessageStore for FaultyMessages {
         out: &DeliveryOutcome,
         now: UnixMillis,
     ) -> btps_trust::Result<bool> {
+        if matches!(self.fault, Fault::StopBeforeFailedRecord)
+            && matches!(out, DeliveryOutcome::Failed { .. })
+            && !self.failed.swap(true, SeqCst)
+        {
+            return Err(TrustError::Io {
+                op: "write",
+                path: "state.log".into(),
+                source: std::io::Error::other("stopped"),
+            });
+        }
         self.inner.record_delivery(o, id, out, now).await
     }
     async fn cancel_outbox(
