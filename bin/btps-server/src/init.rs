@@ -201,6 +201,7 @@ url = "file"                        # or postgres://user@host/db
 trust_file = ".well-known/btps-trust.json"
 identity_file = ".well-known/btps-identity.json"
 pool_size = 16
+sync_interval_us = 1000             # file store group commit: min. gap between busy syncs
 
 [dns]
 file = "dns.json"                   # static table; remove to use live DNS

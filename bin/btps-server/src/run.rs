@@ -54,6 +54,7 @@ pub(crate) async fn open_stores(config: &ServerConfig) -> Result<Stores> {
         let mut fc = FileStoreConfig::new(config.data_dir.join("store"));
         fc.trust_file = Some(config.resolve(&config.store.trust_file));
         fc.identity_file = Some(config.resolve(&config.store.identity_file));
+        fc.sync_interval = std::time::Duration::from_micros(config.store.sync_interval_us);
         for file in [&fc.trust_file, &fc.identity_file].into_iter().flatten() {
             if let Some(parent) = file.parent() {
                 std::fs::create_dir_all(parent)

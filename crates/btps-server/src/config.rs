@@ -223,6 +223,10 @@ pub struct StoreConfig {
     pub identity_file: PathBuf,
     /// Postgres pool size.
     pub pool_size: usize,
+    /// File store: while writes are concurrent, the shortest time between the starts of two
+    /// syncs of the log, in microseconds (group commit; a lone write is synced at once;
+    /// `0`: sync as soon as anything is buffered). Acknowledgements still wait for the sync.
+    pub sync_interval_us: u64,
 }
 
 impl Default for StoreConfig {
@@ -232,6 +236,7 @@ impl Default for StoreConfig {
             trust_file: PathBuf::from(".well-known/btps-trust.json"),
             identity_file: PathBuf::from(".well-known/btps-identity.json"),
             pool_size: 16,
+            sync_interval_us: 1000,
         }
     }
 }
@@ -690,6 +695,7 @@ pub const ENV_KEYS: &[&str] = &[
     "store__trust_file",
     "store__identity_file",
     "store__pool_size",
+    "store__sync_interval_us",
     "dns__file",
     "dns__nameservers",
     "limits__max_line_bytes",

@@ -28,5 +28,6 @@ pub use json_file::Layout;
 pub use lock::{DirLock, LockOptions};
 pub use state::OpenReport;
 pub use stores::{
-    FileStore, FileStoreConfig, IDENTITY_ENTITY, JsonFileOptions, JsonTrustStore, TRUST_ENTITY,
+    DEFAULT_SYNC_INTERVAL, FileStore, FileStoreConfig, IDENTITY_ENTITY, JsonFileOptions,
+    JsonTrustStore, TRUST_ENTITY,
 };

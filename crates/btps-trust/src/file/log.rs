@@ -10,6 +10,11 @@
 //! lock, so the log order is the order in which the in-memory state changed) and wait; one
 //! flusher thread writes everything buffered with one `write` and one `fdatasync`, then
 //! wakes every writer whose record it covered. Concurrent writers therefore share syncs.
+//! While writes are concurrent (the last sync covered more than one record) the flusher
+//! starts a sync no sooner than the *sync interval* after the previous one began, so that
+//! a busy log makes fewer, larger syncs: each sync costs the kernel a journal commit and a
+//! device flush whatever its size. A lone writer (the last sync covered one record) is synced
+//! at once.
 //! If a write or sync fails the log is poisoned: every waiter and every later call gets
 //! [`TrustError::Poisoned`] (the in-memory state may be ahead of the disk).
 
@@ -17,8 +22,10 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use btps_types::json::{Object, ParseLimits, Value, parse, write_object};
 use tokio::sync::watch;
@@ -27,6 +34,8 @@ use crate::{Result, TrustError};
 
 /// The file magic.
 pub(crate) const MAGIC: &[u8; 8] = b"BTPSLOG1";
+/// Buffered bytes that start a sync without waiting for the sync interval.
+const SYNC_NOW_BYTES: usize = 1 << 20;
 /// Largest payload accepted when reading (a 4 MiB artifact plus its header, with room).
 const MAX_PAYLOAD: u32 = 64 * 1024 * 1024;
 const FRAME: u64 = 8;
@@ -200,6 +209,9 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Signals the flusher that data is buffered, and waiters that a flush finished.
     wake: Condvar,
+    /// The flusher waits for data (set and cleared under `pending`): only then does an
+    /// append need to wake it.
+    idle: AtomicBool,
     flushed: Condvar,
     synced: watch::Sender<SyncState>,
     file: Mutex<File>,
@@ -211,6 +223,8 @@ pub(crate) struct Pending {
     appended: u64,
     /// Sequence number of the last record made durable.
     synced: u64,
+    /// Syncs made.
+    syncs: u64,
     /// Logical end of the log (file length plus buffered bytes).
     end: u64,
     closed: bool,
@@ -228,8 +242,10 @@ struct SyncState {
 pub(crate) struct Ticket(u64);
 
 impl Log {
-    /// Opens the log for appending at its current end (call [`replay`] first).
-    pub(crate) fn open(path: &Path) -> Result<Self> {
+    /// Opens the log for appending at its current end (call [`replay`] first);
+    /// `sync_interval`: see the module documentation (zero: sync as soon as anything is
+    /// buffered).
+    pub(crate) fn open(path: &Path, sync_interval: Duration) -> Result<Self> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -244,11 +260,13 @@ impl Log {
                 buf: Vec::with_capacity(1 << 20),
                 appended: 0,
                 synced: 0,
+                syncs: 0,
                 end,
                 closed: false,
                 failed: None,
             }),
             wake: Condvar::new(),
+            idle: AtomicBool::new(false),
             flushed: Condvar::new(),
             synced,
             file: Mutex::new(file),
@@ -257,7 +275,7 @@ impl Log {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("btps-log-flush".into())
-                .spawn(move || flush_loop(&shared))
+                .spawn(move || flush_loop(&shared, sync_interval))
                 .map_err(|e| TrustError::io("spawn flusher", path, e))?
         };
         Ok(Self {
@@ -302,9 +320,12 @@ impl Log {
         Ticket(p.appended)
     }
 
-    /// Wakes the flusher.
+    /// Wakes the flusher when it waits for data (a flusher that is syncing, or letting a
+    /// busy log's records gather, looks at the buffer before it waits again).
     pub(crate) fn kick(&self) {
-        self.shared.wake.notify_one();
+        if self.shared.idle.load(Ordering::SeqCst) {
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Waits until the record with `ticket` (and everything before it) is durable.
@@ -370,6 +391,12 @@ impl Log {
         *lock(&self.shared.file) = read_only;
     }
 
+    /// Syncs made since the log was opened.
+    #[cfg(test)]
+    pub(crate) fn syncs(&self) -> u64 {
+        lock(&self.shared.pending).syncs
+    }
+
     /// Current logical end.
     pub(crate) fn end(&self) -> u64 {
         lock(&self.shared.pending).end
@@ -395,21 +422,47 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn flush_loop(shared: &Shared) {
+fn flush_loop(shared: &Shared, sync_interval: Duration) {
     let mut spare = Vec::with_capacity(1 << 20);
+    // The start of the last sync, and whether it covered more than one record.
+    let mut last_start: Option<Instant> = None;
+    let mut concurrent = false;
+    // Records covered by the syncs so far.
+    let mut covered = 0;
     loop {
         let upto;
         {
             let mut p = lock(&shared.pending);
             while p.buf.is_empty() && !p.closed {
+                shared.idle.store(true, Ordering::SeqCst);
                 p = shared.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+                shared.idle.store(false, Ordering::SeqCst);
             }
             if p.buf.is_empty() {
                 return; // closed and drained
             }
+            // Busy: let more records join this sync, up to the interval after the last one.
+            if concurrent
+                && let Some(not_before) = last_start.and_then(|s| s.checked_add(sync_interval))
+            {
+                loop {
+                    let now = Instant::now();
+                    if now >= not_before || p.closed || p.buf.len() >= SYNC_NOW_BYTES {
+                        break;
+                    }
+                    p = shared
+                        .wake
+                        .wait_timeout(p, not_before - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
             std::mem::swap(&mut p.buf, &mut spare);
             upto = p.appended;
         }
+        last_start = Some(Instant::now());
+        concurrent = upto - covered > 1;
+        covered = upto;
         let result = {
             let mut f = lock(&shared.file);
             f.write_all(&spare).and_then(|()| f.sync_data())
@@ -419,6 +472,7 @@ fn flush_loop(shared: &Shared) {
         match result {
             Ok(()) => {
                 p.synced = upto;
+                p.syncs += 1;
                 shared.synced.send_modify(|s| s.synced = upto);
                 shared.flushed.notify_all();
             }
@@ -456,7 +510,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state.log");
         assert_eq!(replay(&p, |_| Ok(())).unwrap().records, 0);
-        let log = Log::open(&p).unwrap();
+        let log = Log::open(&p, Duration::ZERO).unwrap();
         let mut offsets = Vec::new();
         let mut last = Ticket(0);
         for n in 0..10u32 {
@@ -501,6 +555,111 @@ mod tests {
         f.write_all(&[0u8; 4096]).unwrap();
         let rep = replay(&p, |_| Ok(())).unwrap();
         assert_eq!((rep.records, rep.truncated), (8, 4096));
+    }
+
+    /// Appends one record and waits until it is durable.
+    async fn write_one(log: &Log, n: u32) {
+        let ticket = {
+            let mut pend = log.pending().unwrap();
+            Log::append(&mut pend, b'X', &hdr(n), b"blob").0
+        };
+        log.kick();
+        log.wait(ticket).await.unwrap();
+    }
+
+    fn open_log(dir: &tempfile::TempDir, interval: Duration) -> Arc<Log> {
+        let p = dir.path().join("state.log");
+        replay(&p, |_| Ok(())).unwrap();
+        Arc::new(Log::open(&p, interval).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_lone_writer_is_synced_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir, Duration::from_millis(300));
+        let start = Instant::now();
+        for n in 0..5 {
+            write_one(&log, n).await;
+        }
+        // Five syncs of one record each, none waiting for the 300 ms interval.
+        assert_eq!(log.syncs(), 5);
+        assert!(
+            start.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_syncs_spaced_by_the_interval() {
+        const WRITERS: u32 = 16;
+        const EACH: u32 = 20;
+        let dir = tempfile::tempdir().unwrap();
+        let interval = Duration::from_millis(25);
+        let log = open_log(&dir, interval);
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..WRITERS {
+            let log = Arc::clone(&log);
+            tasks.spawn(async move {
+                for n in 0..EACH {
+                    write_one(&log, w * 1000 + n).await;
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let elapsed = start.elapsed();
+        let syncs = log.syncs();
+        // While writes are concurrent a sync starts at most once per interval (the first
+        // syncs and one after a lone record may come sooner).
+        let bound = u64::try_from(elapsed.as_millis() / interval.as_millis()).unwrap() + 4;
+        assert!(syncs <= bound, "{syncs} syncs in {elapsed:?}");
+        // ... so each covered many of the 320 records.
+        assert!(syncs < u64::from(WRITERS * EACH) / 4, "{syncs} syncs");
+        // Every record is durable and in order on disk.
+        log.close();
+        let mut seen = 0;
+        replay(&dir.path().join("state.log"), |_| {
+            seen += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, WRITERS * EACH);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_does_not_wait_out_the_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir, Duration::from_secs(30));
+        // Two records in one sync make the log "busy": the next sync waits for the interval.
+        let ticket = {
+            let mut pend = log.pending().unwrap();
+            Log::append(&mut pend, b'X', &hdr(1), b"a");
+            Log::append(&mut pend, b'X', &hdr(2), b"b").0
+        };
+        log.kick();
+        log.wait(ticket).await.unwrap();
+        assert_eq!(log.syncs(), 1);
+        let waiting = {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { write_one(&log, 3).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the busy log waits for its interval"
+        );
+        let start = Instant::now();
+        let closer = Arc::clone(&log);
+        tokio::task::spawn_blocking(move || closer.close())
+            .await
+            .unwrap();
+        waiting.await.unwrap();
+        // Closing writes what is buffered at once.
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert_eq!(log.syncs(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::io::{BufWriter, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use btps_types::UnixMillis;
@@ -501,12 +502,17 @@ struct Loaded {
 }
 
 impl LogStore {
-    pub(crate) fn open(path: &Path, now: UnixMillis, compact: bool) -> Result<(Self, OpenReport)> {
+    pub(crate) fn open(
+        path: &Path,
+        now: UnixMillis,
+        compact: bool,
+        sync_interval: Duration,
+    ) -> Result<(Self, OpenReport)> {
         // A compaction interrupted by a crash leaves its unfinished output behind.
         let _ = std::fs::remove_file(compact_path(path));
         let mut state = State::default();
         let rep = log::replay(path, |r| state.apply(&r))?;
-        let log = Log::open(path)?;
+        let log = Log::open(path, sync_interval)?;
         let reader = File::open(path).map_err(|e| TrustError::io("open", path, e))?;
         let store = Self {
             state: Mutex::new(state),

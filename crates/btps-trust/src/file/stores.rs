@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use btps_types::UnixMillis;
@@ -270,6 +271,9 @@ impl TrustStore for JsonTrustStore {
     }
 }
 
+/// The default [`FileStoreConfig::sync_interval`].
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Where the pieces of a [`FileStore`] live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileStoreConfig {
@@ -286,6 +290,11 @@ pub struct FileStoreConfig {
     pub identities: JsonFileOptions,
     /// Compact the log on open when it is more than twice the size of the live state.
     pub compact_on_open: bool,
+    /// While writes are concurrent, the shortest time between the starts of two syncs of the
+    /// log (group commit: a busy store makes fewer, larger syncs; a lone write is synced at
+    /// once). Zero syncs as soon as anything is buffered. Every write is still durable
+    /// before its call returns.
+    pub sync_interval: Duration,
 }
 
 impl FileStoreConfig {
@@ -298,6 +307,7 @@ impl FileStoreConfig {
             identity_file: None,
             identities: JsonFileOptions::identities(),
             compact_on_open: true,
+            sync_interval: DEFAULT_SYNC_INTERVAL,
         }
     }
 }
@@ -365,8 +375,12 @@ impl FileStore {
             config.identities.default_layout.clone(),
             config.identities.lock,
         )?);
-        let (log, report) =
-            LogStore::open(&config.dir.join("state.log"), now, config.compact_on_open)?;
+        let (log, report) = LogStore::open(
+            &config.dir.join("state.log"),
+            now,
+            config.compact_on_open,
+            config.sync_interval,
+        )?;
         Ok(Self {
             dir: config.dir.clone(),
             trust,
