@@ -46,6 +46,8 @@ pub(crate) struct ServerBench {
     pub(crate) external: Option<String>,
     /// Idle connections of the memory run (0: skip it).
     pub(crate) idle_connections: usize,
+    /// A `btps-server` binary to measure instead of building one (A/B runs of two builds).
+    pub(crate) server_binary: Option<PathBuf>,
     /// Further load generator arguments, appended last (so they win).
     pub(crate) args: Vec<String>,
 }
@@ -65,7 +67,12 @@ pub(crate) fn server(root: &Path, opts: &ServerBench) -> Result<()> {
         return external(root, addr, opts);
     }
     let target_dir = target_dir(root);
-    let binary = build_server(root, &target_dir)?;
+    let binary = match &opts.server_binary {
+        Some(path) => {
+            fs::canonicalize(path).with_context(|| format!("--server-binary {}", path.display()))?
+        }
+        None => build_server(root, &target_dir)?,
+    };
     let nofile = raise_nofile_limit();
 
     let dir = target_dir.join(format!("tmp/bench-server-{}", std::process::id()));

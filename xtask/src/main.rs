@@ -85,6 +85,10 @@ enum Task {
         /// with `--external` skipped unless given).
         #[arg(long)]
         idle_connections: Option<usize>,
+        /// `server`: measure this `btps-server` binary instead of building one (to compare
+        /// two builds in alternating runs).
+        #[arg(long, value_name = "PATH")]
+        server_binary: Option<PathBuf>,
         /// `server`, `client`: arguments for the load generator or the client benchmark.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -94,6 +98,8 @@ enum Task {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root();
+    // Paths given on the command line are relative to where the task was started.
+    let started_in = std::env::current_dir()?;
     std::env::set_current_dir(&root)?;
     match cli.task {
         Task::Test { vectors } => test(&root, vectors),
@@ -110,6 +116,7 @@ fn main() -> Result<()> {
             seconds,
             external,
             idle_connections,
+            server_binary,
             args,
         } => {
             if group == "server" {
@@ -121,12 +128,16 @@ fn main() -> Result<()> {
                         seconds: seconds.unwrap_or(10),
                         external,
                         idle_connections,
+                        server_binary: server_binary.map(|p| started_in.join(p)),
                         args,
                     },
                 )
             } else if group == "client" {
-                if external.is_some() || idle_connections.is_some() {
-                    bail!("--external and --idle-connections are options of `bench server`");
+                if external.is_some() || idle_connections.is_some() || server_binary.is_some() {
+                    bail!(
+                        "--external, --idle-connections and --server-binary are options of \
+                         `bench server`"
+                    );
                 }
                 bench::client(
                     &root,
@@ -138,6 +149,12 @@ fn main() -> Result<()> {
             } else {
                 if !args.is_empty() {
                     bail!("unexpected arguments {args:?} for benchmark group {group:?}");
+                }
+                if external.is_some() || idle_connections.is_some() || server_binary.is_some() {
+                    bail!(
+                        "--external, --idle-connections and --server-binary are options of \
+                         `bench server`"
+                    );
                 }
                 bench::run(&root, &group, millis)
             }
