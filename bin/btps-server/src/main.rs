@@ -14,6 +14,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the server allocates and frees small objects per artifact on both runtime
+/// threads (tasks move between them), where it costs about a quarter less CPU per artifact
+/// than the system allocator (docs/server.md, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A BTPS server.
 #[derive(Debug, Parser)]
 #[command(name = "btps-server", version, about)]
