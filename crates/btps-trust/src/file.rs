@@ -29,5 +29,5 @@ pub use lock::{DirLock, LockOptions};
 pub use state::OpenReport;
 pub use stores::{
     DEFAULT_SYNC_INTERVAL, FileStore, FileStoreConfig, IDENTITY_ENTITY, JsonFileOptions,
-    JsonTrustStore, TRUST_ENTITY,
+    JsonTrustStore, TRUST_ENTITY, TRUST_RECHECK,
 };

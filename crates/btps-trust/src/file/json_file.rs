@@ -8,7 +8,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use btps_types::json::{Object, ParseLimits, Value, parse};
 
@@ -118,6 +118,10 @@ impl<R: Clone> Clone for Snapshot<R> {
 struct Cache<R> {
     stamp: Option<Stamp>,
     snapshot: Snapshot<R>,
+    /// When a `stat` last confirmed `snapshot` (or our own write produced it).
+    checked: Option<Instant>,
+    /// `stat` calls made (for tests).
+    stats: u64,
 }
 
 pub(crate) struct JsonFile<R> {
@@ -136,7 +140,12 @@ impl<R: FileRecord> JsonFile<R> {
             path,
             default_layout,
             lock,
-            cache: Mutex::new(Cache { stamp, snapshot }),
+            cache: Mutex::new(Cache {
+                stamp,
+                snapshot,
+                checked: Some(Instant::now()),
+                stats: 0,
+            }),
         })
     }
 
@@ -145,13 +154,45 @@ impl<R: FileRecord> JsonFile<R> {
     }
 
     fn refresh(&self, cache: &mut Cache<R>) -> Result<()> {
+        let checked = Instant::now();
+        cache.stats += 1;
+        // Until this check succeeds, nothing is answered from memory.
+        cache.checked = None;
         let now = stamp(&self.path)?;
         if now != cache.stamp {
             let (stamp, snapshot) = load(&self.path, &self.default_layout)?;
             cache.stamp = stamp;
             cache.snapshot = snapshot;
         }
+        cache.checked = Some(checked);
         Ok(())
+    }
+
+    /// Like [`JsonFile::read`], but an answer that `settled` accepts may come from content
+    /// checked against the file less than `max_age` ago (no `stat`); any other answer is
+    /// taken again after the check. So what another process adds is seen at once, and
+    /// what it takes away (a settled answer) within `max_age`.
+    pub(crate) fn read_settled<T>(
+        &self,
+        max_age: Duration,
+        f: impl Fn(&Snapshot<R>) -> T,
+        settled: impl FnOnce(&T) -> bool,
+    ) -> Result<T> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.checked.is_some_and(|at| at.elapsed() < max_age) {
+            let answer = f(&cache.snapshot);
+            if settled(&answer) {
+                return Ok(answer);
+            }
+        }
+        self.refresh(&mut cache)?;
+        Ok(f(&cache.snapshot))
+    }
+
+    /// `stat` calls made so far.
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> u64 {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).stats
     }
 
     /// Runs `f` on the current content (re-read first when the file changed).
@@ -181,10 +222,12 @@ impl<R: FileRecord> JsonFile<R> {
             let text = to_pretty(&next.layout.wrap(records));
             if let Err(e) = write_atomic(&self.path, text.as_bytes()) {
                 cache.stamp = None; // unknown state on disk: re-read next time
+                cache.checked = None;
                 return Err(e);
             }
             cache.stamp = stamp(&self.path)?;
             cache.snapshot = next;
+            cache.checked = Some(Instant::now());
         }
         Ok(out)
     }

@@ -14,7 +14,7 @@ use super::lock::LockOptions;
 use super::state::{LogStore, OpenReport};
 use crate::id::TokenHash;
 use crate::identity::IdentityRecord;
-use crate::record::TrustRecord;
+use crate::record::{TrustRecord, TrustStatus};
 use crate::store::{
     CasOutcome, DeliveryOutcome, Expected, IdentityStore, Mailbox, MessagePage, MessageQuery,
     MessageStore, NewMessage, Page, PageRequest, ReplayEntry, ReplayOutcome, ReplayStore,
@@ -190,10 +190,20 @@ impl JsonTrustStore {
 #[async_trait]
 impl TrustStore for JsonTrustStore {
     async fn get_trust(&self, id: &str) -> Result<Option<TrustRecord>> {
-        // On the hot path of every artifact: read in place (a `stat` of the file, and a
-        // re-read only when another process changed it) instead of a blocking-pool hand-off.
+        // On the hot path of every artifact: read in place instead of a blocking-pool
+        // hand-off. An accepted record checked against the file less than
+        // `TRUST_RECHECK` ago is answered without a `stat`; any other answer (no record,
+        // pending, revoked, blocked) is checked first, so a record another process adds or
+        // accepts is seen at once, and one it revokes or blocks within `TRUST_RECHECK`.
         let id = id.to_ascii_lowercase();
-        self.file.read(|s| s.get(&id).cloned())
+        self.file.read_settled(
+            TRUST_RECHECK,
+            |s| s.get(&id).cloned(),
+            |r| {
+                r.as_ref()
+                    .is_some_and(|r| r.status == TrustStatus::Accepted)
+            },
+        )
     }
 
     async fn put_trust(&self, record: &TrustRecord) -> Result<()> {
@@ -270,6 +280,11 @@ impl TrustStore for JsonTrustStore {
         .await
     }
 }
+
+/// How long an accepted trust record read from the trust file is answered without checking
+/// the file for changes by other processes (a `stat` on every artifact cost about 4 % of the
+/// server's CPU). Our own writes update it at once.
+pub const TRUST_RECHECK: Duration = Duration::from_millis(100);
 
 /// The default [`FileStoreConfig::sync_interval`].
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(1);
@@ -641,6 +656,62 @@ mod tests {
             signature: "sig".to_owned(),
             expires_at: UnixMillis::from_millis(2_000_000),
         }
+    }
+
+    fn accepted(sender: &str) -> TrustRecord {
+        TrustRecord::new(
+            sender,
+            "pay$client.com",
+            TrustStatus::Accepted,
+            UnixMillis::from_millis(0),
+        )
+        .with_key("QUJDRA==", "ZnA=")
+    }
+
+    /// Another process shares the trust file (here: a second store on the same path). What
+    /// it adds or accepts is seen at once; what it revokes within `TRUST_RECHECK`; an
+    /// accepted record read again within `TRUST_RECHECK` costs no `stat`.
+    #[tokio::test]
+    async fn another_process_grants_are_seen_at_once_revocations_within_the_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("btps-trust.json");
+        let ours = JsonTrustStore::open(&path).unwrap();
+        let theirs = JsonTrustStore::open(&path).unwrap();
+        let r = accepted("billing$vendorcorp.com");
+        assert_eq!(ours.get_trust(&r.id).await.unwrap(), None);
+
+        // A grant by the other process: seen by the very next read.
+        theirs.put_trust(&r).await.unwrap();
+        assert_eq!(ours.get_trust(&r.id).await.unwrap().as_ref(), Some(&r));
+
+        // Accepted and checked just now: answered from memory.
+        let stats = ours.file.stats();
+        for _ in 0..100 {
+            assert_eq!(ours.get_trust(&r.id).await.unwrap().as_ref(), Some(&r));
+        }
+        assert_eq!(
+            ours.file.stats(),
+            stats,
+            "no stat while the record is accepted and fresh"
+        );
+
+        // A revocation by the other process: seen once TRUST_RECHECK has passed.
+        let mut revoked = r.clone();
+        revoked.status = TrustStatus::Revoked;
+        theirs.put_trust(&revoked).await.unwrap();
+        tokio::time::sleep(TRUST_RECHECK + Duration::from_millis(20)).await;
+        assert_eq!(
+            ours.get_trust(&r.id).await.unwrap().as_ref(),
+            Some(&revoked)
+        );
+        // Not accepted: every read checks the file again.
+        let stats = ours.file.stats();
+        ours.get_trust(&r.id).await.unwrap();
+        assert_eq!(ours.file.stats(), stats + 1);
+
+        // Accepted again by the other process: seen at once.
+        theirs.put_trust(&r).await.unwrap();
+        assert_eq!(ours.get_trust(&r.id).await.unwrap().as_ref(), Some(&r));
     }
 
     /// After a failed write of the log the store refuses writes until it is reopened, and

@@ -130,12 +130,20 @@ async fn corrupt_trust_files_are_reported_and_never_replaced() {
         assert!(matches!(e, TrustError::Corrupt { .. }), "{bad:?}: {e}");
         assert_eq!(fs::read_to_string(&path).unwrap(), bad, "left untouched");
     }
-    // Corrupted after opening: reads and writes fail, the file stays as it is.
+    // Corrupted after opening: reads and writes fail, the file stays as it is. (A read
+    // answered by an accepted record may come from memory for `TRUST_RECHECK`; any other
+    // read checks the file at once.)
     fs::write(&path, NODE_FILE).unwrap();
     let store = JsonTrustStore::open(&path).unwrap();
     let id = trust_id("billing$vendorcorp.com", "pay$client.com");
     assert!(store.get_trust(&id).await.unwrap().is_some());
     fs::write(&path, torn).unwrap();
+    let unknown = trust_id("someone$else.com", "pay$client.com");
+    assert!(matches!(
+        store.get_trust(&unknown).await,
+        Err(TrustError::Corrupt { .. })
+    ));
+    tokio::time::sleep(btps_trust::file::TRUST_RECHECK).await;
     assert!(matches!(
         store.get_trust(&id).await,
         Err(TrustError::Corrupt { .. })
