@@ -236,7 +236,8 @@ impl Default for StoreConfig {
             trust_file: PathBuf::from(".well-known/btps-trust.json"),
             identity_file: PathBuf::from(".well-known/btps-identity.json"),
             pool_size: 16,
-            sync_interval_us: 1000,
+            sync_interval_us: u64::try_from(btps_trust::file::DEFAULT_SYNC_INTERVAL.as_micros())
+                .unwrap_or(u64::MAX),
         }
     }
 }

@@ -153,24 +153,27 @@ impl<R: FileRecord> JsonFile<R> {
         &self.path
     }
 
-    fn refresh(&self, cache: &mut Cache<R>) -> Result<()> {
+    /// Checks the file and re-reads it when it changed; `true` when it was re-read.
+    fn refresh(&self, cache: &mut Cache<R>) -> Result<bool> {
         let checked = Instant::now();
         cache.stats += 1;
         // Until this check succeeds, nothing is answered from memory.
         cache.checked = None;
         let now = stamp(&self.path)?;
-        if now != cache.stamp {
+        let changed = now != cache.stamp;
+        if changed {
             let (stamp, snapshot) = load(&self.path, &self.default_layout)?;
             cache.stamp = stamp;
             cache.snapshot = snapshot;
         }
         cache.checked = Some(checked);
-        Ok(())
+        Ok(changed)
     }
 
     /// Like [`JsonFile::read`], but an answer that `settled` accepts may come from content
     /// checked against the file less than `max_age` ago (no `stat`); any other answer is
-    /// taken again after the check. So what another process adds is seen at once, and
+    /// checked against the file first, and taken again when the file changed. So what
+    /// another process adds is seen at once, and
     /// what it takes away (a settled answer) within `max_age`.
     pub(crate) fn read_settled<T>(
         &self,
@@ -179,14 +182,21 @@ impl<R: FileRecord> JsonFile<R> {
         settled: impl FnOnce(&T) -> bool,
     ) -> Result<T> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.checked.is_some_and(|at| at.elapsed() < max_age) {
-            let answer = f(&cache.snapshot);
-            if settled(&answer) {
-                return Ok(answer);
+        let answer = if cache.checked.is_some_and(|at| at.elapsed() < max_age) {
+            let a = f(&cache.snapshot);
+            if settled(&a) {
+                return Ok(a);
             }
+            Some(a)
+        } else {
+            None
+        };
+        let changed = self.refresh(&mut cache)?;
+        match answer {
+            // The file has not changed since the answer was taken.
+            Some(a) if !changed => Ok(a),
+            _ => Ok(f(&cache.snapshot)),
         }
-        self.refresh(&mut cache)?;
-        Ok(f(&cache.snapshot))
     }
 
     /// `stat` calls made so far.
